@@ -1,0 +1,229 @@
+//! The exchange cache: an in-process tier (moka: bounded, per-entry TTL, request coalescing) in front of
+//! an optional shared Redis tier, both keyed by HMAC of the token ([`seal`]).
+//!
+//! Lookup order: in-process → (one coalesced load per key:) Redis → the exchange itself. `exp` is checked
+//! again on every hit; inactive answers are kept for `negative_ttl_seconds`; errors are never cached.
+
+pub mod redis;
+pub mod seal;
+
+use crate::config::CacheConfig;
+use crate::error::Rejection;
+use crate::grant::Grant;
+use moka::future::Cache;
+use moka::Expiry;
+use seal::{CacheKey, Sealer};
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// What an exchange concluded about a token.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Active: forward this grant.
+    Active(Arc<Grant>),
+    /// Not active.
+    Inactive,
+}
+
+/// Where a lookup found its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// The in-process tier.
+    Memory,
+    /// The Redis tier.
+    Redis,
+    /// Neither: the token was exchanged (introspected) now.
+    Miss,
+}
+
+impl Tier {
+    /// Label for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Tier::Memory => "memory",
+            Tier::Redis => "redis",
+            Tier::Miss => "miss",
+        }
+    }
+}
+
+/// A fresh exchange result with the authorization server's caching hint.
+#[derive(Debug)]
+pub struct Exchanged {
+    /// The outcome.
+    pub outcome: Outcome,
+    /// `Cache-Control: max-age` of the introspection response.
+    pub max_age: Option<u64>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    outcome: Outcome,
+    ttl: Duration,
+    tier: Tier,
+}
+
+struct EntryExpiry;
+
+impl Expiry<CacheKey, Entry> for EntryExpiry {
+    fn expire_after_create(&self, _key: &CacheKey, value: &Entry, _created_at: Instant) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// The sealed form of an entry in Redis.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    /// The JWT of an active token; `None` for inactive.
+    jwt: Option<String>,
+    /// When the entry stops being valid, in milliseconds since the epoch.
+    until_ms: u64,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Counts lookups by tier; implemented by the metrics registry.
+pub trait CacheObserver: Send + Sync {
+    /// A lookup in `tier` found (`hit`) or did not find an entry.
+    fn lookup(&self, tier: Tier, hit: bool);
+}
+
+/// The two-tier exchange cache.
+pub struct GrantCache {
+    memory: Cache<CacheKey, Entry>,
+    redis: Option<redis::RedisTier>,
+    sealer: Sealer,
+    max_ttl: Duration,
+    negative_ttl: Duration,
+    observer: Arc<dyn CacheObserver>,
+}
+
+impl GrantCache {
+    /// Builds the tiers from `[cache]`. `sealer` holds the key secret; `redis` is the shared tier, if any.
+    pub fn new(
+        config: &CacheConfig,
+        sealer: Sealer,
+        redis: Option<redis::RedisTier>,
+        observer: Arc<dyn CacheObserver>,
+    ) -> GrantCache {
+        let memory = Cache::builder().max_capacity(config.max_entries).expire_after(EntryExpiry).build();
+        GrantCache {
+            memory,
+            redis,
+            sealer,
+            max_ttl: Duration::from_secs(config.max_ttl_seconds),
+            negative_ttl: Duration::from_secs(config.negative_ttl_seconds),
+            observer,
+        }
+    }
+
+    /// The Redis tier, if configured.
+    pub fn redis(&self) -> Option<&redis::RedisTier> {
+        self.redis.as_ref()
+    }
+
+    /// Entries in the in-process tier (approximate).
+    pub fn entry_count(&self) -> u64 {
+        self.memory.entry_count()
+    }
+
+    /// The outcome for `token`: from a tier, or from `exchange` (run once for all concurrent callers).
+    pub async fn get_or_exchange<F, Fut>(&self, token: &str, exchange: F) -> Result<(Outcome, Tier), Rejection>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Exchanged, Rejection>>,
+    {
+        let key = self.sealer.key(token);
+        if let Some(entry) = self.memory.get(&key).await {
+            if still_valid(&entry.outcome) {
+                self.observer.lookup(Tier::Memory, true);
+                return Ok((entry.outcome, Tier::Memory));
+            }
+            self.memory.invalidate(&key).await;
+        }
+        self.observer.lookup(Tier::Memory, false);
+        let entry = self
+            .memory
+            .try_get_with(key, self.load(token, key, exchange))
+            .await
+            .map_err(|shared: Arc<Rejection>| (*shared).clone())?;
+        Ok((entry.outcome, entry.tier))
+    }
+
+    /// The coalesced load: Redis first, then the exchange, whose result is stored in Redis.
+    async fn load<F, Fut>(&self, token: &str, key: CacheKey, exchange: F) -> Result<Entry, Rejection>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Exchanged, Rejection>>,
+    {
+        let redis_key = format!("shroud:v1:grant:{}", hex::encode(key));
+        if let Some(redis) = &self.redis {
+            match redis.get(&redis_key).await {
+                Ok(Some(sealed)) => match self.unseal(token, &key, &sealed) {
+                    Some(entry) => {
+                        self.observer.lookup(Tier::Redis, true);
+                        return Ok(entry);
+                    }
+                    None => self.observer.lookup(Tier::Redis, false),
+                },
+                Ok(None) => self.observer.lookup(Tier::Redis, false),
+                Err(e) => log::warn!("redis lookup failed ({e}); continuing without the shared tier"),
+            }
+        }
+        let exchanged = exchange().await?;
+        let ttl = self.ttl_for(&exchanged);
+        let entry = Entry { outcome: exchanged.outcome, ttl, tier: Tier::Miss };
+        if let (Some(redis), false) = (&self.redis, ttl.is_zero()) {
+            let stored = Stored {
+                jwt: match &entry.outcome {
+                    Outcome::Active(grant) => Some(grant.jwt().to_string()),
+                    Outcome::Inactive => None,
+                },
+                until_ms: now_ms() + ttl.as_millis() as u64,
+            };
+            let plaintext = serde_json::to_vec(&stored).unwrap_or_default();
+            let sealed = self.sealer.seal(token, &key, &plaintext);
+            if let Err(e) = redis.set(&redis_key, &sealed, ttl).await {
+                log::warn!("redis store failed ({e}); the entry stays in-process only");
+            }
+        }
+        Ok(entry)
+    }
+
+    fn unseal(&self, token: &str, key: &CacheKey, sealed: &[u8]) -> Option<Entry> {
+        let plaintext = self.sealer.open(token, key, sealed)?;
+        let stored: Stored = serde_json::from_slice(&plaintext).ok()?;
+        let remaining = stored.until_ms.checked_sub(now_ms()).filter(|ms| *ms > 0)?;
+        let outcome = match stored.jwt {
+            Some(jwt) => Outcome::Active(Arc::new(Grant::from_stored_jwt(&jwt).ok()?)),
+            None => Outcome::Inactive,
+        };
+        still_valid(&outcome).then_some(Entry { outcome, ttl: Duration::from_millis(remaining), tier: Tier::Redis })
+    }
+
+    /// TTL = min(JWT `exp` − now, `max-age`, `max_ttl_seconds`); `negative_ttl_seconds` for inactive tokens.
+    fn ttl_for(&self, exchanged: &Exchanged) -> Duration {
+        match &exchanged.outcome {
+            Outcome::Inactive => self.negative_ttl,
+            Outcome::Active(grant) => {
+                let until_exp = grant.expires_at().saturating_sub(crate::grant::now_secs());
+                let mut ttl = self.max_ttl.min(Duration::from_secs(until_exp));
+                if let Some(max_age) = exchanged.max_age {
+                    ttl = ttl.min(Duration::from_secs(max_age));
+                }
+                ttl
+            }
+        }
+    }
+}
+
+fn still_valid(outcome: &Outcome) -> bool {
+    match outcome {
+        Outcome::Active(grant) => grant.expires_at() > crate::grant::now_secs(),
+        Outcome::Inactive => true,
+    }
+}

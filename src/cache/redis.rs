@@ -1,0 +1,63 @@
+//! The shared Redis tier: raw GET/SET of sealed values with a bounded wait. Redis trouble is never
+//! fatal: callers treat an error as a miss and carry on with the in-process tier and introspection.
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// Longest wait for one Redis operation.
+const OPERATION_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A lazily connected, auto-reconnecting, multiplexed Redis connection.
+pub struct RedisTier {
+    client: redis::Client,
+    connection: OnceCell<ConnectionManager>,
+}
+
+impl RedisTier {
+    /// Prepares the tier; the connection is made on first use and re-made after failures.
+    pub fn new(url: &str) -> Result<RedisTier, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("invalid redis_url: {e}"))?;
+        Ok(RedisTier { client, connection: OnceCell::new() })
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, String> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(OPERATION_TIMEOUT)
+            .set_response_timeout(OPERATION_TIMEOUT)
+            .set_number_of_retries(1);
+        self.connection
+            .get_or_try_init(|| async {
+                tokio::time::timeout(OPERATION_TIMEOUT, ConnectionManager::new_with_config(self.client.clone(), config))
+                    .await
+                    .map_err(|_| "connect timed out".to_string())?
+                    .map_err(|e| format!("connect failed: {:?}", e.kind()))
+            })
+            .await
+            .cloned()
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, String> {
+        let mut connection = self.connection().await?;
+        tokio::time::timeout(OPERATION_TIMEOUT, cmd.query_async::<T>(&mut connection))
+            .await
+            .map_err(|_| "operation timed out".to_string())?
+            .map_err(|e| format!("{:?}", e.kind()))
+    }
+
+    /// GET `key`.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.run(redis::cmd("GET").arg(key)).await
+    }
+
+    /// SET `key` with a millisecond expiry.
+    pub async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), String> {
+        let millis = ttl.as_millis().max(1) as u64;
+        self.run(redis::cmd("SET").arg(key).arg(value).arg("PX").arg(millis)).await
+    }
+
+    /// Whether Redis answers PING.
+    pub async fn ping(&self) -> bool {
+        self.run::<String>(&redis::cmd("PING")).await.is_ok()
+    }
+}

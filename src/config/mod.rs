@@ -1,0 +1,267 @@
+//! Configuration as the user writes it: serde types with the public key names, their defaults,
+//! loading (TOML file + `SHROUD__SECTION__KEY` environment overrides) and validation.
+//!
+//! These types describe input only; the request path uses runtime types built from them once at start.
+
+mod load;
+pub mod validate;
+
+pub use load::{load, resolve_path, ConfigSource};
+pub use validate::ConfigError;
+
+use crate::secret::{redact_url, Secret};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`: the listener.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[issuer]`: the authorization server and optional endpoint overrides.
+    #[serde(default)]
+    pub issuer: IssuerConfig,
+    /// `[introspection]`: how Shroud calls the introspection endpoint.
+    #[serde(default)]
+    pub introspection: IntrospectionConfig,
+    /// `[phantom]`: the JWT Shroud mints in `json` and `rfc9701` modes.
+    #[serde(default)]
+    pub phantom: PhantomConfig,
+    /// `[cache]`: in-process and Redis tiers.
+    #[serde(default)]
+    pub cache: CacheConfig,
+    /// `[[routes]]`: what is proxied where, with which credential and policy.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Socket address to listen on.
+    pub listen: String,
+    /// Worker threads; 0 = one per core.
+    pub workers: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { listen: "127.0.0.1:8080".into(), workers: 0 }
+    }
+}
+
+/// `[issuer]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IssuerConfig {
+    /// Issuer identifier; discovery is fetched from `{url}/.well-known/openid-configuration`,
+    /// falling back to `{url}/.well-known/oauth-authorization-server`.
+    pub url: String,
+    /// Overrides the discovered introspection endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub introspection_endpoint: Option<String>,
+    /// Overrides the discovered token endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<String>,
+    /// Overrides the discovered authorization endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_endpoint: Option<String>,
+    /// Overrides the discovered userinfo endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userinfo_endpoint: Option<String>,
+    /// Overrides the discovered end-session endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_session_endpoint: Option<String>,
+    /// Overrides the discovered revocation endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+    /// Overrides the discovered JWKS URI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+    pub leeway_seconds: u64,
+}
+
+impl Default for IssuerConfig {
+    fn default() -> Self {
+        IssuerConfig {
+            url: "http://127.0.0.1:9090".into(),
+            introspection_endpoint: None,
+            token_endpoint: None,
+            authorization_endpoint: None,
+            userinfo_endpoint: None,
+            end_session_endpoint: None,
+            revocation_endpoint: None,
+            jwks_uri: None,
+            leeway_seconds: 30,
+        }
+    }
+}
+
+/// How Shroud authenticates to the introspection endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// HTTP Basic with the form-encoded client id and secret (RFC 6749 §2.3.1).
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+/// What the introspection endpoint is asked for and how its answer is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    /// RFC 9701 signed introspection response; Shroud mints the phantom JWT.
+    Rfc9701,
+    /// Plain RFC 7662 JSON; Shroud mints the phantom JWT.
+    Json,
+    /// Curity's phantom-token contract: the answer is the access token as a JWT, forwarded as is.
+    Jwt,
+}
+
+/// `[introspection]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntrospectionConfig {
+    /// Shroud's client id at the authorization server.
+    pub client_id: String,
+    /// Shroud's client secret (prefer `SHROUD__INTROSPECTION__CLIENT_SECRET`).
+    pub client_secret: Secret,
+    /// `client_secret_basic` or `client_secret_post`.
+    pub auth_method: AuthMethod,
+    /// `rfc9701`, `json` or `jwt`.
+    pub response: ResponseMode,
+    /// Timeout of one introspection call, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for IntrospectionConfig {
+    fn default() -> Self {
+        IntrospectionConfig {
+            client_id: "gateway".into(),
+            client_secret: Secret::default(),
+            auth_method: AuthMethod::ClientSecretBasic,
+            response: ResponseMode::Rfc9701,
+            timeout_ms: 2000,
+        }
+    }
+}
+
+/// `[phantom]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PhantomConfig {
+    /// `iss` of minted JWTs.
+    pub issuer: String,
+    /// PKCS#8 PEM private key; the algorithm follows from its type (EC P-256 → ES256, RSA → RS256,
+    /// Ed25519 → EdDSA).
+    pub signing_key_file: String,
+    /// Upper bound of a minted JWT's lifetime.
+    pub max_ttl_seconds: u64,
+}
+
+impl Default for PhantomConfig {
+    fn default() -> Self {
+        PhantomConfig {
+            issuer: "https://shroud.local".into(),
+            signing_key_file: "config/keys/phantom-es256.pem".into(),
+            max_ttl_seconds: 300,
+        }
+    }
+}
+
+/// Which tiers cache exchanged tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheBackend {
+    /// In-process tier only.
+    Memory,
+    /// In-process tier in front of a shared Redis tier.
+    Redis,
+}
+
+/// `[cache]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// `memory` or `redis`.
+    pub backend: CacheBackend,
+    /// Redis URL (used with `backend = "redis"`).
+    #[serde(serialize_with = "serialize_redacted_url")]
+    pub redis_url: String,
+    /// Upper bound of any cache entry's lifetime.
+    pub max_ttl_seconds: u64,
+    /// Lifetime of "inactive" answers; 0 disables negative caching.
+    pub negative_ttl_seconds: u64,
+    /// Capacity of the in-process tier; 0 disables it (every lookup goes to Redis).
+    pub max_entries: u64,
+    /// 64 hex chars: HMAC key for cache keys. Required with Redis; random per start otherwise.
+    pub key_secret: Secret,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            backend: CacheBackend::Memory,
+            redis_url: "redis://127.0.0.1:6379".into(),
+            max_ttl_seconds: 300,
+            negative_ttl_seconds: 5,
+            max_entries: 100_000,
+            key_secret: Secret::default(),
+        }
+    }
+}
+
+/// Which credential a route accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// `Authorization: Bearer <opaque token>`.
+    Bearer,
+    /// No credential: the request is forwarded without one (any Authorization header is removed).
+    None,
+}
+
+/// `[[routes]]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Path prefix, matched on whole segments; the longest match wins.
+    pub path_prefix: String,
+    /// Base URL of the upstream.
+    pub upstream: String,
+    /// `bearer` or `none`.
+    #[serde(default = "default_credentials")]
+    pub credentials: CredentialKind,
+    /// Scopes that must all be in the token's `scope`.
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
+    /// Remove `path_prefix` from the path before forwarding.
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// Time allowed for the upstream to answer (headers), in milliseconds.
+    #[serde(default = "default_upstream_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_credentials() -> CredentialKind {
+    CredentialKind::Bearer
+}
+
+fn default_upstream_timeout() -> u64 {
+    30_000
+}
+
+fn serialize_redacted_url<S: Serializer>(url: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&redact_url(url))
+}
+
+impl Config {
+    /// The effective configuration as TOML with every secret redacted (for `shroud check-config`).
+    pub fn redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}

@@ -1,0 +1,221 @@
+//! Validation: every error names the offending key.
+
+use super::{CacheBackend, Config, CredentialKind, ResponseMode};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
+/// A configuration error naming the key at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted key, e.g. `cache.key_secret` or `routes[1].upstream`.
+    pub key: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error about `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError { key: key.into(), message: message.into() }
+    }
+
+    /// Wraps an error of the `config` crate (parse errors, unknown keys, wrong types).
+    pub fn from_source(err: config::ConfigError) -> Self {
+        let text = err.to_string();
+        let key = text
+            .split("for key `")
+            .nth(1)
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_string)
+            .or_else(|| text.split("unknown field `").nth(1).and_then(|r| r.split('`').next()).map(str::to_string))
+            .unwrap_or_else(|| "configuration".to_string());
+        ConfigError { key, message: text }
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid configuration key `{}`: {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Checks that a string is an absolute http(s) URL with a host.
+fn http_url(key: &str, raw: &str) -> Result<url::Url, ConfigError> {
+    let parsed = url::Url::parse(raw).map_err(|e| ConfigError::new(key, format!("not a URL ({e})")))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(ConfigError::new(key, "must be an http:// or https:// URL with a host"));
+    }
+    Ok(parsed)
+}
+
+/// Decodes a 64-hex-character key into 32 bytes.
+pub fn hex_key(key: &str, raw: &str) -> Result<[u8; 32], ConfigError> {
+    let bytes = hex::decode(raw.trim()).map_err(|_| ConfigError::new(key, "must be 64 hex characters"))?;
+    bytes.try_into().map_err(|_| ConfigError::new(key, "must be 64 hex characters (32 bytes)"))
+}
+
+impl Config {
+    /// Validates everything that can be checked without touching the network or the file system.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|_| ConfigError::new("server.listen", "must be an address such as 127.0.0.1:8080"))?;
+        http_url("issuer.url", &self.issuer.url)?;
+        let overrides = [
+            ("issuer.introspection_endpoint", &self.issuer.introspection_endpoint),
+            ("issuer.token_endpoint", &self.issuer.token_endpoint),
+            ("issuer.authorization_endpoint", &self.issuer.authorization_endpoint),
+            ("issuer.userinfo_endpoint", &self.issuer.userinfo_endpoint),
+            ("issuer.end_session_endpoint", &self.issuer.end_session_endpoint),
+            ("issuer.revocation_endpoint", &self.issuer.revocation_endpoint),
+            ("issuer.jwks_uri", &self.issuer.jwks_uri),
+        ];
+        for (key, value) in overrides {
+            if let Some(value) = value {
+                http_url(key, value)?;
+            }
+        }
+        self.validate_introspection()?;
+        self.validate_cache()?;
+        self.validate_routes()
+    }
+
+    fn validate_introspection(&self) -> Result<(), ConfigError> {
+        let i = &self.introspection;
+        if i.client_id.is_empty() {
+            return Err(ConfigError::new("introspection.client_id", "is required"));
+        }
+        if i.client_secret.is_empty() {
+            return Err(ConfigError::new(
+                "introspection.client_secret",
+                "is required (set it in the file or as SHROUD__INTROSPECTION__CLIENT_SECRET)",
+            ));
+        }
+        if i.timeout_ms == 0 {
+            return Err(ConfigError::new("introspection.timeout_ms", "must be greater than 0"));
+        }
+        if i.response != ResponseMode::Jwt {
+            if self.phantom.issuer.is_empty() {
+                return Err(ConfigError::new("phantom.issuer", "is required"));
+            }
+            if self.phantom.signing_key_file.is_empty() {
+                return Err(ConfigError::new(
+                    "phantom.signing_key_file",
+                    "is required unless introspection.response = \"jwt\"",
+                ));
+            }
+            if self.phantom.max_ttl_seconds == 0 {
+                return Err(ConfigError::new("phantom.max_ttl_seconds", "must be greater than 0"));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_cache(&self) -> Result<(), ConfigError> {
+        let c = &self.cache;
+        if !c.key_secret.is_empty() {
+            hex_key("cache.key_secret", c.key_secret.expose())?;
+        }
+        if c.backend == CacheBackend::Redis {
+            if c.key_secret.is_empty() {
+                return Err(ConfigError::new(
+                    "cache.key_secret",
+                    "is required with backend = \"redis\" (every instance needs the same key; `shroud keygen` makes one)",
+                ));
+            }
+            let parsed = url::Url::parse(&c.redis_url)
+                .map_err(|_| ConfigError::new("cache.redis_url", "not a URL such as redis://127.0.0.1:6379"))?;
+            if !matches!(parsed.scheme(), "redis" | "rediss" | "redis+unix" | "unix") {
+                return Err(ConfigError::new("cache.redis_url", "scheme must be redis:// or rediss://"));
+            }
+        }
+        if c.max_ttl_seconds == 0 {
+            return Err(ConfigError::new("cache.max_ttl_seconds", "must be greater than 0"));
+        }
+        Ok(())
+    }
+
+    fn validate_routes(&self) -> Result<(), ConfigError> {
+        let mut seen = HashSet::new();
+        for (index, route) in self.routes.iter().enumerate() {
+            let key = |name: &str| format!("routes[{index}].{name}");
+            let prefix = &route.path_prefix;
+            if !prefix.starts_with('/') || prefix.contains(['?', '#', '%', ' ']) {
+                return Err(ConfigError::new(key("path_prefix"), "must start with '/' and hold a plain path"));
+            }
+            if !seen.insert(prefix.trim_end_matches('/').to_string()) {
+                return Err(ConfigError::new(key("path_prefix"), format!("{prefix} is configured twice")));
+            }
+            let upstream = http_url(&key("upstream"), &route.upstream)?;
+            if upstream.query().is_some() || upstream.fragment().is_some() {
+                return Err(ConfigError::new(key("upstream"), "must not carry a query or fragment"));
+            }
+            for scope in &route.required_scopes {
+                if scope.is_empty() || scope.contains(char::is_whitespace) {
+                    return Err(ConfigError::new(key("required_scopes"), "scopes are non-empty words without spaces"));
+                }
+            }
+            if route.credentials == CredentialKind::None && !route.required_scopes.is_empty() {
+                return Err(ConfigError::new(
+                    key("required_scopes"),
+                    "a route with credentials = \"none\" has no token to check",
+                ));
+            }
+            if route.timeout_ms == 0 {
+                return Err(ConfigError::new(key("timeout_ms"), "must be greater than 0"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RouteConfig;
+    use crate::secret::Secret;
+
+    fn valid() -> Config {
+        let mut c = Config::default();
+        c.introspection.client_secret = Secret::new("s");
+        c.routes.push(RouteConfig {
+            path_prefix: "/api".into(),
+            upstream: "http://127.0.0.1:7001".into(),
+            credentials: CredentialKind::Bearer,
+            required_scopes: vec!["read".into()],
+            strip_prefix: false,
+            timeout_ms: 1000,
+        });
+        c
+    }
+
+    #[test]
+    fn defaults_with_a_secret_are_valid() {
+        valid().validate().unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let mut c = valid();
+        c.cache.backend = CacheBackend::Redis;
+        assert_eq!(c.validate().unwrap_err().key, "cache.key_secret");
+        c.cache.key_secret = Secret::new("abc");
+        assert_eq!(c.validate().unwrap_err().key, "cache.key_secret");
+        c.cache.key_secret = Secret::new("00".repeat(32));
+        c.validate().unwrap();
+        c.routes[0].upstream = "ftp://x".into();
+        assert_eq!(c.validate().unwrap_err().key, "routes[0].upstream");
+        c.routes[0].upstream = "http://x".into();
+        c.routes[0].credentials = CredentialKind::None;
+        assert_eq!(c.validate().unwrap_err().key, "routes[0].required_scopes");
+        let mut c = valid();
+        c.introspection.client_secret = Secret::default();
+        assert_eq!(c.validate().unwrap_err().key, "introspection.client_secret");
+        let mut c = valid();
+        c.routes.push(c.routes[0].clone());
+        assert_eq!(c.validate().unwrap_err().key, "routes[1].path_prefix");
+    }
+}

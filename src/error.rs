@@ -1,0 +1,183 @@
+//! One type for every refusal, mapped to a response in one place, so that status codes, JSON bodies and
+//! `WWW-Authenticate` headers can never disagree between paths.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use std::borrow::Cow;
+
+/// Realm advertised in every `WWW-Authenticate` challenge.
+pub const REALM: &str = "shroud";
+
+/// Seconds a client is asked to wait when the authorization server is unavailable.
+pub const RETRY_AFTER_SECONDS: &str = "5";
+
+/// Why a request was not forwarded (or could not be).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// 400 `invalid_request`; `bearer` adds the RFC 6750 challenge (credential problems).
+    InvalidRequest {
+        /// What was wrong, for the client.
+        message: Cow<'static, str>,
+        /// Whether the problem is with the bearer credential.
+        bearer: bool,
+    },
+    /// 401 `unauthorized`: no credential (RFC 6750 §3.1: the challenge carries no error code).
+    Unauthorized,
+    /// 401 `invalid_token`: inactive, expired or unverifiable.
+    InvalidToken(Cow<'static, str>),
+    /// 403 `insufficient_scope`, naming the scopes the route requires.
+    InsufficientScope(String),
+    /// 404 `not_found`: no route matches.
+    NotFound,
+    /// 502 `authorization_server_error`: the AS refused Shroud's own credentials or answered nonsense.
+    AuthorizationServerError,
+    /// 503 `authorization_server_unavailable`: unreachable, timed out, 5xx, or not yet discovered.
+    AuthorizationServerUnavailable,
+    /// 502 `upstream_unavailable`.
+    UpstreamUnavailable,
+    /// 504 `upstream_timeout`.
+    UpstreamTimeout,
+}
+
+impl Rejection {
+    /// A 400 about the bearer credential.
+    pub fn bad_credential(message: &'static str) -> Self {
+        Rejection::InvalidRequest { message: Cow::Borrowed(message), bearer: true }
+    }
+
+    /// A 400 about the request itself (path, headers).
+    pub fn bad_request(message: &'static str) -> Self {
+        Rejection::InvalidRequest { message: Cow::Borrowed(message), bearer: false }
+    }
+
+    /// The `code` field of the JSON body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::InvalidRequest { .. } => "invalid_request",
+            Rejection::Unauthorized => "unauthorized",
+            Rejection::InvalidToken(_) => "invalid_token",
+            Rejection::InsufficientScope(_) => "insufficient_scope",
+            Rejection::NotFound => "not_found",
+            Rejection::AuthorizationServerError => "authorization_server_error",
+            Rejection::AuthorizationServerUnavailable => "authorization_server_unavailable",
+            Rejection::UpstreamUnavailable => "upstream_unavailable",
+            Rejection::UpstreamTimeout => "upstream_timeout",
+        }
+    }
+
+    /// The human-readable `message` field: says what failed, never why internally.
+    pub fn message(&self) -> Cow<'static, str> {
+        match self {
+            Rejection::InvalidRequest { message, .. } | Rejection::InvalidToken(message) => message.clone(),
+            Rejection::Unauthorized => "an access token is required".into(),
+            Rejection::InsufficientScope(scopes) => {
+                format!("the access token lacks a required scope ({scopes})").into()
+            }
+            Rejection::NotFound => "no route matches this path".into(),
+            Rejection::AuthorizationServerError => "the authorization server refused the gateway's request".into(),
+            Rejection::AuthorizationServerUnavailable => "the authorization server is unavailable; retry later".into(),
+            Rejection::UpstreamUnavailable => "the upstream service is unavailable".into(),
+            Rejection::UpstreamTimeout => "the upstream service did not answer in time".into(),
+        }
+    }
+
+    fn challenge(&self) -> Option<String> {
+        match self {
+            Rejection::Unauthorized => Some(format!("Bearer realm=\"{REALM}\"")),
+            Rejection::InvalidRequest { message, bearer: true } => {
+                Some(format!("Bearer realm=\"{REALM}\", error=\"invalid_request\", error_description=\"{message}\""))
+            }
+            Rejection::InvalidToken(message) => {
+                Some(format!("Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{message}\""))
+            }
+            Rejection::InsufficientScope(scopes) => {
+                Some(format!("Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{scopes}\""))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code(), self.message())
+    }
+}
+
+impl ResponseError for Rejection {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Rejection::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            Rejection::Unauthorized | Rejection::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Rejection::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            Rejection::NotFound => StatusCode::NOT_FOUND,
+            Rejection::AuthorizationServerError | Rejection::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+            Rejection::AuthorizationServerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut builder = HttpResponse::build(self.status_code());
+        builder.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        if let Some(challenge) = self.challenge() {
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                builder.insert_header((header::WWW_AUTHENTICATE, value));
+            }
+        }
+        if *self == Rejection::AuthorizationServerUnavailable {
+            builder.insert_header((header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS)));
+        }
+        builder.json(serde_json::json!({ "code": self.code(), "message": self.message() }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody;
+
+    fn render(r: &Rejection) -> (u16, Option<String>, serde_json::Value) {
+        let resp = r.error_response();
+        let challenge = resp.headers().get(header::WWW_AUTHENTICATE).map(|v| v.to_str().unwrap().to_string());
+        let status = resp.status().as_u16();
+        let body = resp.into_body().try_into_bytes().unwrap();
+        (status, challenge, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[test]
+    fn unauthorized_has_a_bare_challenge() {
+        let (status, challenge, body) = render(&Rejection::Unauthorized);
+        assert_eq!(status, 401);
+        assert_eq!(challenge.as_deref(), Some("Bearer realm=\"shroud\""));
+        assert_eq!(body["code"], "unauthorized");
+    }
+
+    #[test]
+    fn insufficient_scope_names_the_scopes() {
+        let (status, challenge, body) = render(&Rejection::InsufficientScope("read write".into()));
+        assert_eq!(status, 403);
+        assert_eq!(
+            challenge.as_deref(),
+            Some("Bearer realm=\"shroud\", error=\"insufficient_scope\", scope=\"read write\"")
+        );
+        assert_eq!(body["code"], "insufficient_scope");
+    }
+
+    #[test]
+    fn upstream_errors_carry_no_challenge() {
+        for (r, status) in [
+            (Rejection::UpstreamTimeout, 504),
+            (Rejection::UpstreamUnavailable, 502),
+            (Rejection::AuthorizationServerError, 502),
+            (Rejection::AuthorizationServerUnavailable, 503),
+            (Rejection::NotFound, 404),
+        ] {
+            let (s, challenge, body) = render(&r);
+            assert_eq!(s, status);
+            assert!(challenge.is_none());
+            assert_eq!(body["code"], r.code());
+        }
+    }
+}

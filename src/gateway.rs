@@ -1,0 +1,86 @@
+//! The gateway's shared state, built once from the configuration before the server starts and shared
+//! by every worker (caches, in-flight maps and keys must not be per-worker).
+
+use crate::cache::redis::RedisTier;
+use crate::cache::seal::Sealer;
+use crate::cache::GrantCache;
+use crate::config::{validate::hex_key, CacheBackend, Config, ResponseMode};
+use crate::exchange::Exchanger;
+use crate::introspection::client::IntrospectionClient;
+use crate::issuer::Issuer;
+use crate::jose::mint::PhantomSigner;
+use crate::metrics::Metrics;
+use crate::pipeline::route::RouteTable;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything the request path needs, shared by all workers.
+pub struct Gateway {
+    /// The configuration it was built from.
+    pub config: Config,
+    /// The routes.
+    pub routes: RouteTable,
+    /// The authorization server's metadata and keys.
+    pub issuer: Arc<Issuer>,
+    /// Opaque token → grant.
+    pub exchanger: Exchanger,
+    /// The exchange cache.
+    pub cache: GrantCache,
+    /// Shroud's own signing key (absent in `jwt` mode).
+    pub signer: Option<Arc<PhantomSigner>>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// An error building the gateway, naming the configuration key at fault.
+pub type BuildError = crate::config::ConfigError;
+
+/// Builds the HTTP client used for every call to the authorization server.
+fn as_client(timeout: Duration) -> Result<reqwest::Client, BuildError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("shroud/", env!("CARGO_PKG_VERSION")))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| BuildError::new("introspection", format!("cannot build HTTP client: {e}")))
+}
+
+/// Loads the phantom signing key when the mode mints JWTs.
+pub fn load_signer(config: &Config) -> Result<Option<Arc<PhantomSigner>>, BuildError> {
+    if config.introspection.response == ResponseMode::Jwt {
+        return Ok(None);
+    }
+    PhantomSigner::from_file(&config.phantom.signing_key_file)
+        .map(|s| Some(Arc::new(s)))
+        .map_err(|e| BuildError::new("phantom.signing_key_file", e))
+}
+
+impl Gateway {
+    /// Builds the runtime state from a validated configuration. Touches the file system (signing key)
+    /// but not the network: the authorization server and Redis are reached lazily.
+    pub fn build(config: Config) -> Result<Gateway, BuildError> {
+        let metrics = Arc::new(Metrics::new());
+        let http = as_client(Duration::from_millis(config.introspection.timeout_ms))?;
+        let mode = config.introspection.response;
+        let issuer = Arc::new(Issuer::new(http.clone(), config.issuer.clone(), mode != ResponseMode::Json));
+        let signer = load_signer(&config)?;
+        let sealer = if config.cache.key_secret.is_empty() {
+            Sealer::random()
+        } else {
+            Sealer::new(hex_key("cache.key_secret", config.cache.key_secret.expose())?)
+        };
+        let redis = match config.cache.backend {
+            CacheBackend::Redis => {
+                Some(RedisTier::new(&config.cache.redis_url).map_err(|e| BuildError::new("cache.redis_url", e))?)
+            }
+            CacheBackend::Memory => None,
+        };
+        let cache = GrantCache::new(&config.cache, sealer, redis, metrics.clone());
+        let client = IntrospectionClient::new(http, &config.introspection);
+        let exchanger = Exchanger::new(&config, issuer.clone(), client, signer.clone(), metrics.clone());
+        let routes = RouteTable::new(&config.routes);
+        Ok(Gateway { config, routes, issuer, exchanger, cache, signer, metrics })
+    }
+}

@@ -1,0 +1,159 @@
+//! The introspection call: request building (client authentication, `Accept` by mode) and the raw answer.
+
+use crate::config::{AuthMethod, IntrospectionConfig, ResponseMode};
+use crate::issuer::without_url;
+use crate::secret::Secret;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use url::form_urlencoded;
+
+/// The `Accept` header sent in each mode.
+pub fn accept_for(mode: ResponseMode) -> &'static str {
+    match mode {
+        ResponseMode::Rfc9701 => "application/token-introspection+jwt",
+        ResponseMode::Jwt => "application/jwt",
+        ResponseMode::Json => "application/json",
+    }
+}
+
+/// What the introspection endpoint answered, before interpretation.
+#[derive(Debug)]
+pub struct RawAnswer {
+    /// HTTP status.
+    pub status: u16,
+    /// `Content-Type`, lower-cased, without parameters.
+    pub content_type: String,
+    /// `max-age` of `Cache-Control`, if present (`no-store`/`no-cache` are deliberately ignored).
+    pub max_age: Option<u64>,
+    /// The body.
+    pub body: bytes::Bytes,
+}
+
+/// Why the call did not produce an answer worth reading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// Unreachable, timed out or 5xx: not the client's fault, retry later.
+    Unavailable(String),
+    /// 401/403: the authorization server refused Shroud's own client credentials.
+    ClientRejected(u16),
+    /// Any other unexpected status.
+    UnexpectedStatus(u16),
+}
+
+/// Makes introspection calls with Shroud's client credentials.
+pub struct IntrospectionClient {
+    http: reqwest::Client,
+    client_id: String,
+    client_secret: Secret,
+    auth_method: AuthMethod,
+    mode: ResponseMode,
+}
+
+/// Reads `max-age` from a `Cache-Control` value.
+pub fn max_age(cache_control: &str) -> Option<u64> {
+    cache_control.split(',').find_map(|directive| {
+        let (name, value) = directive.trim().split_once('=')?;
+        if name.trim().eq_ignore_ascii_case("max-age") {
+            value.trim().trim_matches('"').parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
+fn form_encode(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+impl IntrospectionClient {
+    /// A client for the configured credentials and mode.
+    pub fn new(http: reqwest::Client, config: &IntrospectionConfig) -> Self {
+        IntrospectionClient {
+            http,
+            client_id: config.client_id.clone(),
+            client_secret: config.client_secret.clone(),
+            auth_method: config.auth_method,
+            mode: config.response,
+        }
+    }
+
+    /// Builds the request (no I/O): form body, client authentication and `Accept`.
+    pub fn request(&self, endpoint: &str, token: &str) -> reqwest::RequestBuilder {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("token", token).append_pair("token_type_hint", "access_token");
+        let mut request = self.http.post(endpoint).header("accept", accept_for(self.mode));
+        match self.auth_method {
+            AuthMethod::ClientSecretBasic => {
+                // RFC 6749 §2.3.1: both parts are form-encoded before base64.
+                let pair = format!("{}:{}", form_encode(&self.client_id), form_encode(self.client_secret.expose()));
+                request = request.header("authorization", format!("Basic {}", STANDARD.encode(pair)));
+            }
+            AuthMethod::ClientSecretPost => {
+                form.append_pair("client_id", &self.client_id)
+                    .append_pair("client_secret", self.client_secret.expose());
+            }
+        }
+        request.header("content-type", "application/x-www-form-urlencoded").body(form.finish())
+    }
+
+    /// Calls the endpoint and classifies transport failures and error statuses.
+    pub async fn call(&self, endpoint: &str, token: &str) -> Result<RawAnswer, CallError> {
+        let response =
+            self.request(endpoint, token).send().await.map_err(|e| CallError::Unavailable(without_url(&e)))?;
+        let status = response.status().as_u16();
+        match status {
+            200 | 204 => {}
+            401 | 403 => return Err(CallError::ClientRejected(status)),
+            500..=599 => return Err(CallError::Unavailable(format!("status {status}"))),
+            _ => return Err(CallError::UnexpectedStatus(status)),
+        }
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let content_type = header("content-type")
+            .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        let max_age = header("cache-control").as_deref().and_then(max_age);
+        let body = response.bytes().await.map_err(|e| CallError::Unavailable(without_url(&e)))?;
+        Ok(RawAnswer { status, content_type, max_age, body })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(method: AuthMethod) -> IntrospectionClient {
+        let config = IntrospectionConfig {
+            client_id: "gate way".into(),
+            client_secret: Secret::new("s:é"),
+            auth_method: method,
+            ..IntrospectionConfig::default()
+        };
+        IntrospectionClient::new(reqwest::Client::new(), &config)
+    }
+
+    #[test]
+    fn basic_auth_form_encodes_both_parts() {
+        let req = client(AuthMethod::ClientSecretBasic).request("http://as/introspect", "t+k").build().unwrap();
+        let auth = req.headers()["authorization"].to_str().unwrap();
+        let decoded = String::from_utf8(STANDARD.decode(auth.strip_prefix("Basic ").unwrap()).unwrap()).unwrap();
+        assert_eq!(decoded, "gate+way:s%3A%C3%A9");
+        assert_eq!(req.headers()["accept"], "application/token-introspection+jwt");
+        let body = std::str::from_utf8(req.body().unwrap().as_bytes().unwrap()).unwrap();
+        assert_eq!(body, "token=t%2Bk&token_type_hint=access_token");
+    }
+
+    #[test]
+    fn post_auth_puts_credentials_in_the_body() {
+        let req = client(AuthMethod::ClientSecretPost).request("http://as/introspect", "tok").build().unwrap();
+        assert!(req.headers().get("authorization").is_none());
+        let body = std::str::from_utf8(req.body().unwrap().as_bytes().unwrap()).unwrap();
+        assert!(body.contains("client_id=gate+way&client_secret=s%3A%C3%A9"));
+    }
+
+    #[test]
+    fn max_age_is_read_and_no_store_ignored() {
+        assert_eq!(max_age("no-store, max-age=60"), Some(60));
+        assert_eq!(max_age("Max-Age = 5"), Some(5));
+        assert_eq!(max_age("no-store"), None);
+    }
+}

@@ -1,0 +1,5 @@
+//! JOSE: the issuer's keys, JWT verification, and the phantom JWT signer.
+
+pub mod keys;
+pub mod mint;
+pub mod verify;

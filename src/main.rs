@@ -1,0 +1,90 @@
+//! The `shroud` command: `serve`, `check-config`, `keygen`.
+
+use clap::{Parser, Subcommand};
+use shroud::config::{self, Config};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Shroud: no usable token reaches a browser, no opaque token reaches an internal API.
+#[derive(Parser)]
+#[command(name = "shroud", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Configuration file (default: $SHROUD_CONFIG, else config/shroud.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate the configuration and print it with every secret redacted.
+    CheckConfig {
+        /// Configuration file (default: $SHROUD_CONFIG, else config/shroud.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print a fresh random 32-byte key as 64 hex characters (for cache.key_secret and cookie keys),
+    /// or with --phantom-key a PKCS#8 PEM signing key for phantom.signing_key_file.
+    Keygen {
+        /// Print a signing key of this kind instead: es256, rs256 or eddsa.
+        #[arg(long, value_name = "KIND")]
+        phantom_key: Option<String>,
+    },
+}
+
+fn load(flag: Option<PathBuf>) -> Result<Config, config::ConfigError> {
+    config::load(&config::resolve_path(flag))
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    match Cli::parse().command {
+        Command::Serve { config } => match load(config).and_then(shroud::server::serve) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("shroud: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::CheckConfig { config } => {
+            match load(config).and_then(|c| shroud::gateway::load_signer(&c).map(|_| c)) {
+                Ok(c) => {
+                    print!("{}", c.redacted_toml());
+                    eprintln!("configuration OK");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("shroud: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Keygen { phantom_key: None } => {
+            let mut key = [0u8; 32];
+            match openssl::rand::rand_bytes(&mut key) {
+                Ok(()) => {
+                    println!("{}", hex::encode(key));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("shroud: no randomness available: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Keygen { phantom_key: Some(kind) } => match shroud::jose::mint::generate_pem(&kind) {
+            Ok(pem) => {
+                print!("{pem}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("shroud: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}

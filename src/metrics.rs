@@ -1,0 +1,87 @@
+//! Prometheus metrics: requests by route and status, introspections by result, cache lookups by tier,
+//! latency histograms. One registry per gateway (tests run several in one process).
+
+use crate::cache::{CacheObserver, Tier};
+use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+
+/// The gateway's metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// `shroud_requests_total{route,status}`.
+    pub requests: IntCounterVec,
+    /// `shroud_request_duration_seconds{route}`.
+    pub request_latency: HistogramVec,
+    /// `shroud_introspections_total{result}`: active, inactive, unverifiable, error.
+    pub introspections: IntCounterVec,
+    /// `shroud_introspection_duration_seconds`.
+    pub introspection_latency: Histogram,
+    /// `shroud_cache_lookups_total{tier,result}`.
+    pub cache_lookups: IntCounterVec,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("shroud_requests_total", "Requests handled, by route and status"),
+            &["route", "status"],
+        )
+        .expect("valid metric");
+        let request_latency = HistogramVec::new(
+            HistogramOpts::new("shroud_request_duration_seconds", "Request latency, by route")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route"],
+        )
+        .expect("valid metric");
+        let introspections =
+            IntCounterVec::new(Opts::new("shroud_introspections_total", "Introspection calls, by result"), &["result"])
+                .expect("valid metric");
+        let introspection_latency = Histogram::with_opts(
+            HistogramOpts::new("shroud_introspection_duration_seconds", "Introspection call latency")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
+        let cache_lookups = IntCounterVec::new(
+            Opts::new("shroud_cache_lookups_total", "Cache lookups, by tier and result"),
+            &["tier", "result"],
+        )
+        .expect("valid metric");
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(request_latency.clone()),
+            Box::new(introspections.clone()),
+            Box::new(introspection_latency.clone()),
+            Box::new(cache_lookups.clone()),
+        ] {
+            registry.register(collector).expect("metric names are unique");
+        }
+        Metrics { registry, requests, request_latency, introspections, introspection_latency, cache_lookups }
+    }
+
+    /// Counts one introspection with `result`.
+    pub fn introspection(&self, result: &str) {
+        self.introspections.with_label_values(&[result]).inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl CacheObserver for Metrics {
+    fn lookup(&self, tier: Tier, hit: bool) {
+        self.cache_lookups.with_label_values(&[tier.label(), if hit { "hit" } else { "miss" }]).inc();
+    }
+}

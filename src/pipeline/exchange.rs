@@ -1,0 +1,30 @@
+//! Stage 3, **exchange**: opaque token → grant, through the cache (which coalesces concurrent misses)
+//! and, on a miss, the [`Exchanger`](crate::exchange::Exchanger). The only stage that talks to the AS.
+
+use super::credential::Credential;
+use crate::cache::{Outcome, Tier};
+use crate::error::Rejection;
+use crate::gateway::Gateway;
+use crate::grant::Grant;
+use std::sync::Arc;
+
+/// The exchange's result: the grant to forward (none for routes without credentials) and where it came from.
+#[derive(Debug, Default)]
+pub struct Exchange {
+    /// The grant, when the route takes a token.
+    pub grant: Option<Arc<Grant>>,
+    /// Which cache tier answered, when a token was exchanged.
+    pub tier: Option<Tier>,
+}
+
+/// Exchanges the credential. Inactive tokens → 401 `invalid_token`.
+pub async fn exchange(gateway: &Gateway, credential: Credential<'_>) -> Result<Exchange, Rejection> {
+    let Credential::Bearer(token) = credential else {
+        return Ok(Exchange::default());
+    };
+    let (outcome, tier) = gateway.cache.get_or_exchange(token, || gateway.exchanger.exchange(token)).await?;
+    match outcome {
+        Outcome::Active(grant) => Ok(Exchange { grant: Some(grant), tier: Some(tier) }),
+        Outcome::Inactive => Err(Rejection::InvalidToken("the access token is not active".into())),
+    }
+}

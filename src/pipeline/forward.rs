@@ -1,0 +1,125 @@
+//! Stage 5, **forward**: rewrite the headers (Authorization ← the JWT, hop-by-hop removed,
+//! X-Forwarded-*), stream the body to the upstream through the worker's pooled client, stream the answer
+//! back. Unreachable upstream → 502, no answer in time → 504.
+
+use super::route::Route;
+use crate::error::Rejection;
+use crate::grant::Grant;
+use actix_web::body::SizedStream;
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::{web, HttpRequest, HttpResponse};
+use awc::error::SendRequestError;
+use std::time::Duration;
+
+/// Connection-level headers (RFC 9110 §7.6.1) never passed on in either direction.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Request headers Shroud sets itself, so the client's copies are dropped.
+const REPLACED: &[&str] =
+    &["host", "authorization", "content-length", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+
+/// Builds the per-worker upstream client: pooled keep-alive connections, no redirects, no decompression.
+pub fn upstream_client() -> awc::Client {
+    let connector =
+        awc::Connector::new().timeout(Duration::from_secs(5)).limit(1024).conn_keep_alive(Duration::from_secs(60));
+    awc::Client::builder()
+        .connector(connector)
+        .disable_redirects()
+        .no_default_headers()
+        .timeout(Duration::from_secs(300))
+        .finish()
+}
+
+/// Whether `name` is hop-by-hop, either always or because the `Connection` header lists it.
+fn is_hop_by_hop(name: &HeaderName, listed: &[String]) -> bool {
+    HOP_BY_HOP.contains(&name.as_str()) || listed.iter().any(|l| l == name.as_str())
+}
+
+fn connection_listed(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::CONNECTION)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|token| token.trim().to_ascii_lowercase())
+        .filter(|token| !token.is_empty())
+        .collect()
+}
+
+fn request_headers(req: &HttpRequest, grant: Option<&Grant>, out: &mut HeaderMap) {
+    let incoming = req.headers();
+    let listed = connection_listed(incoming);
+    for (name, value) in incoming.iter() {
+        if !is_hop_by_hop(name, &listed) && !REPLACED.contains(&name.as_str()) {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    if let Some(grant) = grant {
+        out.insert(header::AUTHORIZATION, grant.authorization().clone());
+    }
+    let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let previous: Vec<&str> = incoming.get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).collect();
+    let forwarded_for = if previous.is_empty() { peer } else { format!("{}, {peer}", previous.join(", ")) };
+    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+        out.insert(HeaderName::from_static("x-forwarded-for"), value);
+    }
+    let proto = if req.app_config().secure() { "https" } else { "http" };
+    out.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static(proto));
+    if let Some(host) = incoming.get(header::HOST) {
+        out.insert(HeaderName::from_static("x-forwarded-host"), host.clone());
+    }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+}
+
+/// Sends the request upstream and streams the answer back.
+pub async fn forward(
+    route: &Route,
+    path: &str,
+    req: &HttpRequest,
+    payload: web::Payload,
+    grant: Option<&Grant>,
+    client: &awc::Client,
+) -> Result<HttpResponse, Rejection> {
+    let url = route.upstream_url(path, req.query_string());
+    let mut upstream = client.request(req.method().clone(), url).no_decompress().timeout(route.timeout);
+    request_headers(req, grant, upstream.headers_mut());
+    let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
+    let sent = match (content_length(req.headers()), chunked) {
+        (_, true) => upstream.send_stream(payload).await,
+        (Some(length), false) => upstream.send_body(SizedStream::new(length, payload)).await,
+        (None, false) => upstream.send().await,
+    };
+    let response = sent.map_err(|e| match e {
+        SendRequestError::Timeout => {
+            log::warn!("upstream {} timed out", route.upstream);
+            Rejection::UpstreamTimeout
+        }
+        other => {
+            log::warn!("upstream {} unavailable: {other}", route.upstream);
+            Rejection::UpstreamUnavailable
+        }
+    })?;
+    let mut builder = HttpResponse::build(response.status());
+    let listed = connection_listed(response.headers());
+    for (name, value) in response.headers().iter() {
+        if !is_hop_by_hop(name, &listed) && name != header::CONTENT_LENGTH {
+            builder.append_header((name.clone(), value.clone()));
+        }
+    }
+    Ok(match content_length(response.headers()) {
+        Some(length) => builder.body(SizedStream::new(length, response)),
+        None => builder.streaming(response),
+    })
+}

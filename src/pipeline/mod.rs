@@ -1,0 +1,72 @@
+//! The request's journey, one named stage after another:
+//!
+//! ```text
+//! request ─► route ─► credential ─► exchange ─► policy ─► forward ─► response
+//! ```
+//! Each stage takes a narrow typed input and returns its output or a [`Rejection`]; [`handle`] renders
+//! either, writes the access-log line and counts the request.
+
+pub mod credential;
+pub mod exchange;
+pub mod forward;
+pub mod policy;
+pub mod route;
+
+use crate::cache::Tier;
+use crate::error::Rejection;
+use crate::gateway::Gateway;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use std::time::Instant;
+
+/// What the access log and metrics learn about a request as it travels.
+#[derive(Debug, Default)]
+struct Trace {
+    route: Option<String>,
+    tier: Option<Tier>,
+}
+
+/// The journey itself: route → credential → exchange → policy → forward.
+async fn journey(
+    gateway: &Gateway,
+    client: &awc::Client,
+    req: &HttpRequest,
+    payload: web::Payload,
+    trace: &mut Trace,
+) -> Result<HttpResponse, Rejection> {
+    let (route, path) = gateway.routes.select(req.path())?;
+    trace.route = Some(route.prefix.clone());
+    let credential = credential::extract(route.credentials, req.headers())?;
+    let exchanged = exchange::exchange(gateway, credential).await?;
+    trace.tier = exchanged.tier;
+    policy::authorize(route, exchanged.grant.as_deref())?;
+    forward::forward(route, &path, req, payload, exchanged.grant.as_deref(), client).await
+}
+
+/// The handler for every proxied request.
+pub async fn handle(
+    req: HttpRequest,
+    payload: web::Payload,
+    gateway: web::Data<Gateway>,
+    client: web::Data<awc::Client>,
+) -> HttpResponse {
+    let started = Instant::now();
+    let mut trace = Trace::default();
+    let response = match journey(&gateway, &client, &req, payload, &mut trace).await {
+        Ok(response) => response,
+        Err(rejection) => rejection.error_response(),
+    };
+    let elapsed = started.elapsed();
+    let route = trace.route.as_deref().unwrap_or("-");
+    let cache = trace.tier.map_or("-", |t| t.label());
+    let status = response.status().as_u16();
+    log::info!(
+        target: "shroud::access",
+        "{} {} route={route} status={status} cache={cache} latency_ms={:.3}",
+        req.method(),
+        req.path(),
+        elapsed.as_secs_f64() * 1000.0
+    );
+    gateway.metrics.requests.with_label_values(&[route, response.status().as_str()]).inc();
+    gateway.metrics.request_latency.with_label_values(&[route]).observe(elapsed.as_secs_f64());
+    response
+}

@@ -1,0 +1,175 @@
+//! Stage 1, **route**: normalise the path, then longest-prefix match (on whole segments) over the routes.
+
+use crate::config::{CredentialKind, RouteConfig};
+use crate::error::Rejection;
+use std::time::Duration;
+
+/// A route as the request path uses it, built once from `[[routes]]`.
+#[derive(Debug)]
+pub struct Route {
+    /// The configured prefix, without a trailing slash (except the root route `/`).
+    pub prefix: String,
+    /// Scheme, authority and base path of the upstream, without a trailing slash.
+    pub upstream: String,
+    /// Which credential the route takes.
+    pub credentials: CredentialKind,
+    /// Scopes that must all be present.
+    pub required_scopes: Vec<String>,
+    /// `required_scopes` joined by spaces, for `WWW-Authenticate`.
+    pub required_scope_list: String,
+    /// Whether to remove the prefix before forwarding.
+    pub strip_prefix: bool,
+    /// Time allowed for the upstream's answer.
+    pub timeout: Duration,
+}
+
+impl Route {
+    /// Builds a route from its configuration.
+    pub fn from_config(config: &RouteConfig) -> Route {
+        let prefix = match config.path_prefix.trim_end_matches('/') {
+            "" => "/".to_string(),
+            trimmed => trimmed.to_string(),
+        };
+        Route {
+            prefix,
+            upstream: config.upstream.trim_end_matches('/').to_string(),
+            credentials: config.credentials,
+            required_scopes: config.required_scopes.clone(),
+            required_scope_list: config.required_scopes.join(" "),
+            strip_prefix: config.strip_prefix,
+            timeout: Duration::from_millis(config.timeout_ms),
+        }
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        self.prefix == "/"
+            || (path.starts_with(&self.prefix) && matches!(path.as_bytes().get(self.prefix.len()), None | Some(b'/')))
+    }
+
+    /// The upstream URL for a normalised `path` and raw `query`.
+    pub fn upstream_url(&self, path: &str, query: &str) -> String {
+        let rest = if self.strip_prefix && self.prefix != "/" { &path[self.prefix.len()..] } else { path };
+        let rest = if rest.is_empty() { "/" } else { rest };
+        let mut url = String::with_capacity(self.upstream.len() + rest.len() + query.len() + 1);
+        url.push_str(&self.upstream);
+        url.push_str(rest);
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(query);
+        }
+        url
+    }
+}
+
+/// The routes, longest prefix first.
+#[derive(Debug)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+}
+
+impl RouteTable {
+    /// Builds the table from `[[routes]]`.
+    pub fn new(configs: &[RouteConfig]) -> RouteTable {
+        let mut routes: Vec<Route> = configs.iter().map(Route::from_config).collect();
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        RouteTable { routes }
+    }
+
+    /// Normalises `raw_path` and finds its route: the route and the path to forward.
+    pub fn select(&self, raw_path: &str) -> Result<(&Route, String), Rejection> {
+        let path = normalize_path(raw_path)?;
+        let route = self.routes.iter().find(|r| r.matches(&path)).ok_or(Rejection::NotFound)?;
+        Ok((route, path))
+    }
+}
+
+fn is_unreserved(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
+}
+
+/// Normalises a request path (RFC 3986 §6.2.2): percent-encoded unreserved characters are decoded, other
+/// escapes upper-cased; dot segments (`.`, `..`, also when encoded) and backslashes are refused, so that a
+/// path cannot match one route here and mean another upstream (`/public/../admin`, `/%61dmin`).
+pub fn normalize_path(raw: &str) -> Result<String, Rejection> {
+    let refuse = || Rejection::bad_request("the request path is not acceptable");
+    if !raw.starts_with('/') {
+        return Err(refuse());
+    }
+    let bytes = raw.as_bytes();
+    let mut out = String::with_capacity(raw.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = raw.get(i + 1..i + 3).ok_or_else(refuse)?;
+            let decoded = u8::from_str_radix(hex, 16).map_err(|_| refuse())?;
+            if is_unreserved(decoded) {
+                out.push(decoded as char);
+            } else {
+                out.push('%');
+                out.push_str(&hex.to_ascii_uppercase());
+            }
+            i += 3;
+        } else {
+            if b == b'\\' || b < 0x21 || b == 0x7f {
+                return Err(refuse());
+            }
+            out.push(b as char);
+            i += 1;
+        }
+    }
+    if out.split('/').any(|segment| segment == "." || segment == "..") {
+        return Err(refuse());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(prefix: &str, upstream: &str, strip: bool) -> RouteConfig {
+        RouteConfig {
+            path_prefix: prefix.into(),
+            upstream: upstream.into(),
+            credentials: CredentialKind::Bearer,
+            required_scopes: vec![],
+            strip_prefix: strip,
+            timeout_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn longest_prefix_on_segment_boundaries() {
+        let table = RouteTable::new(&[
+            route("/", "http://root", false),
+            route("/api", "http://a", false),
+            route("/api/admin/", "http://b", false),
+        ]);
+        assert_eq!(table.select("/api/x").unwrap().0.upstream, "http://a");
+        assert_eq!(table.select("/api").unwrap().0.upstream, "http://a");
+        assert_eq!(table.select("/apix").unwrap().0.upstream, "http://root");
+        assert_eq!(table.select("/api/admin").unwrap().0.upstream, "http://b");
+        assert_eq!(table.select("/api/admin/users").unwrap().0.upstream, "http://b");
+        let no_root = RouteTable::new(&[route("/api", "http://a", false)]);
+        assert_eq!(no_root.select("/other").unwrap_err(), Rejection::NotFound);
+    }
+
+    #[test]
+    fn upstream_urls() {
+        let keep = Route::from_config(&route("/api", "http://u:1/base/", false));
+        assert_eq!(keep.upstream_url("/api/x", "a=1"), "http://u:1/base/api/x?a=1");
+        let strip = Route::from_config(&route("/api", "http://u:1", true));
+        assert_eq!(strip.upstream_url("/api/x", ""), "http://u:1/x");
+        assert_eq!(strip.upstream_url("/api", ""), "http://u:1/");
+    }
+
+    #[test]
+    fn paths_are_normalised_or_refused() {
+        assert_eq!(normalize_path("/%61pi/%7euser/%2f").unwrap(), "/api/~user/%2F");
+        for bad in ["/public/../admin", "/a/./b", "/a/%2e%2e/b", "/a/%2E/b", "/a\\b", "/%zz", "/%4", "x", "/a b"] {
+            assert!(normalize_path(bad).is_err(), "{bad}");
+        }
+        assert_eq!(normalize_path("/a/..b/c.d").unwrap(), "/a/..b/c.d");
+    }
+}

@@ -1,0 +1,864 @@
+//! A fake OAuth 2.0 / OpenID Connect authorization server.
+//!
+//! [`FakeAs`] serves, on 127.0.0.1 over plain HTTP:
+//!
+//! * discovery documents (`/.well-known/openid-configuration` and/or
+//!   `/.well-known/oauth-authorization-server`, see [`Discovery`]),
+//! * `GET /jwks` with the current public signing key,
+//! * `POST /introspect` (RFC 7662 JSON, RFC 9701 `application/token-introspection+jwt`, or
+//!   the phantom-token `application/jwt` contract, chosen by the `Accept` header),
+//! * `POST /token` (client credentials grant, for demos),
+//! * `POST /revoke`.
+//!
+//! Opaque tokens are registered with [`FakeAs::issue`]; the answers can be slowed down,
+//! replaced by an error status or corrupted in many ways through [`Behaviour`] and [`Tamper`].
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::dev::ServerHandle;
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::StatusCode;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use josekit::jwk::{Ed25519, KeyPair};
+use josekit::jws::{EdDSA, JwsSigner, ES256, HS256, RS256};
+use serde_json::{json, Map, Value};
+
+/// Which discovery document(s) the fake authorization server publishes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Discovery {
+    /// Only `/.well-known/openid-configuration` (OpenID Connect Discovery).
+    #[default]
+    Oidc,
+    /// Only `/.well-known/oauth-authorization-server` (RFC 8414).
+    Oauth,
+    /// Both well-known paths.
+    Both,
+}
+
+/// Start-up options for [`FakeAs`].
+#[derive(Clone, Debug)]
+pub struct FakeAsOptions {
+    /// Address to listen on; `None` means `127.0.0.1:0` (a free port).
+    pub addr: Option<SocketAddr>,
+    /// Signing algorithm, and so the key type generated at start: `"ES256"` (default),
+    /// `"RS256"` or `"EdDSA"` (Ed25519).
+    pub alg: &'static str,
+    /// The client id of the introspecting client (the gateway). Default `"gateway"`.
+    pub client_id: String,
+    /// The secret of the introspecting client. Default `"gateway-secret"`.
+    pub client_secret: String,
+    /// Which well-known discovery path(s) answer; the others answer 404.
+    pub discovery: Discovery,
+}
+
+impl Default for FakeAsOptions {
+    fn default() -> Self {
+        FakeAsOptions {
+            addr: None,
+            alg: "ES256",
+            client_id: "gateway".to_string(),
+            client_secret: "gateway-secret".to_string(),
+            discovery: Discovery::Oidc,
+        }
+    }
+}
+
+/// What an opaque token registered with [`FakeAs::issue`] stands for.
+#[derive(Clone, Debug, Default)]
+pub struct TokenSpec {
+    /// Whether the token is active (before expiry is considered).
+    pub active: bool,
+    /// Subject (`sub`), omitted from answers when `None`.
+    pub sub: Option<String>,
+    /// Space-separated scopes (`scope`), omitted when `None`.
+    pub scope: Option<String>,
+    /// The client the token was issued to (`client_id`), omitted when `None`.
+    pub client_id: Option<String>,
+    /// Audience (`aud`): a string or an array of strings, omitted when `None`.
+    pub aud: Option<Value>,
+    /// Expiry in unix seconds; `None` means the token has no `exp`. A token whose `exp`
+    /// is in the past is answered as inactive.
+    pub exp: Option<i64>,
+    /// Extra claims copied into every active answer (after the standard ones, so they
+    /// may override them).
+    pub extra: Map<String, Value>,
+}
+
+impl TokenSpec {
+    /// An active token for `sub` with `scope`, issued to client `"client-1"`, without
+    /// audience, expiring `ttl_secs` seconds from now.
+    pub fn active(sub: &str, scope: &str, ttl_secs: i64) -> TokenSpec {
+        TokenSpec {
+            active: true,
+            sub: Some(sub.to_string()),
+            scope: Some(scope.to_string()),
+            client_id: Some("client-1".to_string()),
+            aud: None,
+            exp: Some(now() + ttl_secs),
+            extra: Map::new(),
+        }
+    }
+}
+
+/// Knobs that change how the introspection endpoint answers. Set with
+/// [`FakeAs::set_behaviour`]; the default is a well-behaved server.
+#[derive(Clone, Debug, Default)]
+pub struct Behaviour {
+    /// Answer (authenticated) introspection requests with this status and a small JSON
+    /// error body instead of the real answer.
+    pub status: Option<u16>,
+    /// Sleep this long (asynchronously) before answering an authenticated introspection.
+    pub delay_ms: u64,
+    /// `Cache-Control` header on introspection answers; `None` means `"no-store"`.
+    pub cache_control: Option<String>,
+    /// How to corrupt JWT answers (RFC 9701 and `application/jwt` modes).
+    pub tamper: Tamper,
+    /// In `application/jwt` mode, answer an inactive token with `200 {"active":false}`
+    /// (JSON) instead of `204 No Content`.
+    pub inactive_as_json_in_jwt_mode: bool,
+}
+
+/// Ways to corrupt the JWTs the fake authorization server returns.
+///
+/// "jwt mode" is the `Accept: application/jwt` phantom-token contract (the answer is an
+/// access-token JWT); "rfc9701" is `Accept: application/token-introspection+jwt`. Variants
+/// marked for one mode leave the other mode's answers untouched; unmarked ones apply to
+/// both.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Tamper {
+    /// No corruption.
+    #[default]
+    None,
+    /// Header `{"alg":"none"}` (the RFC 9701 `typ` is kept, `kid` dropped) and an empty
+    /// signature.
+    AlgNone,
+    /// Signed by a different key of the same type, under the real `kid`.
+    WrongKey,
+    /// Signed by a different key under a `kid` that is not in the JWKS.
+    UnknownKid,
+    /// Signed by the real key, without a `kid` header.
+    NoKid,
+    /// `alg` HS256 with the HMAC key being the PEM of the server's public key; `kid` is
+    /// the real kid (the classic algorithm-confusion attack).
+    Hs256WithPublicKey,
+    /// Like [`Tamper::Hs256WithPublicKey`], but the HMAC key is the public JWK's JSON text
+    /// as served in the JWKS.
+    Hs256WithJwkJson,
+    /// `iss` = `"https://evil.example"`.
+    WrongIss,
+    /// rfc9701: `aud` = `"someone-else"`.
+    WrongAud,
+    /// rfc9701: header `typ` `"JWT"` instead of `"token-introspection+jwt"`.
+    TypJwt,
+    /// jwt mode: `exp` = now - 600.
+    Expired,
+    /// jwt mode: no `exp` claim.
+    MissingExp,
+    /// `nbf` = now + 600.
+    NotYetValid,
+    /// `iat` = now + 600.
+    FutureIat,
+    /// rfc9701: no `iat` claim.
+    MissingIat,
+    /// Adds header `"jku": "http://127.0.0.1:1/keys"`; the signature is still valid with
+    /// the real key.
+    JkuHeader,
+    /// rfc9701: `token_introspection.active` = `"true"` (a string), for active and
+    /// inactive tokens alike.
+    ActiveString,
+    /// Signed by the real key, then bytes of the signature are flipped.
+    BadSignature,
+}
+
+/// What the last call to the introspection endpoint looked like.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntrospectionRecord {
+    /// `"client_secret_basic"`, `"client_secret_post"` or `"none"`.
+    pub auth_method: String,
+    /// The `Accept` header (all values joined with `", "`), empty when absent.
+    pub accept: String,
+    /// The `token` form field, empty when absent.
+    pub token: String,
+    /// The client id the caller presented (whether or not it was correct).
+    pub client_id: Option<String>,
+}
+
+/// A fake OAuth 2.0 / OIDC authorization server served over real HTTP on 127.0.0.1.
+///
+/// The server runs on its own thread with a one-worker actix-web server and stops when
+/// the value is dropped.
+pub struct FakeAs {
+    inner: Arc<Inner>,
+    handle: Option<ServerHandle>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeAs {
+    /// Starts a server with [`FakeAsOptions::default`].
+    pub fn start() -> FakeAs {
+        FakeAs::start_with(FakeAsOptions::default())
+    }
+
+    /// Starts a server with the given options. Returns once the socket is bound and the
+    /// server is running. Panics if the address cannot be bound.
+    pub fn start_with(opts: FakeAsOptions) -> FakeAs {
+        let bind = opts.addr.unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+        let listener = TcpListener::bind(bind).unwrap_or_else(|e| panic!("fake AS: cannot bind {bind}: {e}"));
+        let addr = listener.local_addr().expect("fake AS: no local address");
+        let url = format!("http://{addr}");
+        let key = SigningKey::generate(opts.alg, "k1");
+        let inner = Arc::new(Inner {
+            url,
+            opts,
+            tokens: Mutex::new(HashMap::new()),
+            behaviour: Mutex::new(Behaviour::default()),
+            key: Mutex::new(Arc::new(key)),
+            key_counter: AtomicUsize::new(1),
+            other_key: OnceLock::new(),
+            introspections: AtomicUsize::new(0),
+            jwks_fetches: AtomicUsize::new(0),
+            discovery_fetches: AtomicUsize::new(0),
+            last: Mutex::new(None),
+        });
+
+        let data = web::Data::from(inner.clone());
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("fake-as-{}", addr.port()))
+            .spawn(move || {
+                actix_web::rt::System::new().block_on(async move {
+                    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(routes))
+                        .workers(1)
+                        .disable_signals()
+                        .shutdown_timeout(1)
+                        .listen(listener);
+                    let server = match server {
+                        Ok(s) => s.run(),
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = tx.send(Ok(server.handle()));
+                    let _ = server.await;
+                });
+            })
+            .expect("fake AS: cannot spawn server thread");
+        let handle = match rx.recv() {
+            Ok(Ok(h)) => h,
+            Ok(Err(e)) => panic!("fake AS: cannot start server: {e}"),
+            Err(_) => panic!("fake AS: server thread died during start-up"),
+        };
+        FakeAs { inner, handle: Some(handle), thread: Some(thread) }
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT`; this is also the `issuer` (no trailing slash).
+    pub fn url(&self) -> String {
+        self.inner.url.clone()
+    }
+
+    /// Registers (or replaces) an opaque token.
+    pub fn issue(&self, token: &str, spec: TokenSpec) {
+        self.inner.issue(token, spec);
+    }
+
+    /// Makes a token inactive (a no-op for unknown tokens, which are inactive anyway).
+    pub fn revoke(&self, token: &str) {
+        self.inner.revoke(token);
+    }
+
+    /// Number of POSTs to the introspection endpoint so far, whatever their outcome.
+    pub fn introspections(&self) -> usize {
+        self.inner.introspections.load(Ordering::SeqCst)
+    }
+
+    /// Number of `GET /jwks` requests so far.
+    pub fn jwks_fetches(&self) -> usize {
+        self.inner.jwks_fetches.load(Ordering::SeqCst)
+    }
+
+    /// Number of discovery documents served so far (requests to a well-known path that is
+    /// not published, and so answered 404, are not counted).
+    pub fn discovery_fetches(&self) -> usize {
+        self.inner.discovery_fetches.load(Ordering::SeqCst)
+    }
+
+    /// Replaces the current introspection knobs.
+    pub fn set_behaviour(&self, b: Behaviour) {
+        *lock(&self.inner.behaviour) = b;
+    }
+
+    /// Generates a new signing key (same algorithm) with a new `kid`; from now on the JWKS
+    /// serves only the new key and all answers are signed with it.
+    pub fn rotate_key(&self) {
+        let n = self.inner.key_counter.fetch_add(1, Ordering::SeqCst) + 1;
+        let key = SigningKey::generate(self.inner.opts.alg, &format!("k{n}"));
+        *lock(&self.inner.key) = Arc::new(key);
+    }
+
+    /// What the last introspection request looked like, if there was one.
+    pub fn last_introspection(&self) -> Option<IntrospectionRecord> {
+        lock(&self.inner.last).clone()
+    }
+
+    /// The JWKS currently served at `/jwks`.
+    pub fn public_jwks(&self) -> Value {
+        self.inner.jwks()
+    }
+
+    /// The `kid` of the current signing key.
+    pub fn kid(&self) -> String {
+        self.inner.current_key().kid.clone()
+    }
+}
+
+impl Drop for FakeAs {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            // The stop command is sent eagerly; the returned future only waits for it.
+            drop(handle.stop(false));
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared state
+// ---------------------------------------------------------------------------------------
+
+struct Entry {
+    spec: TokenSpec,
+    issued_at: i64,
+}
+
+struct Inner {
+    url: String,
+    opts: FakeAsOptions,
+    tokens: Mutex<HashMap<String, Entry>>,
+    behaviour: Mutex<Behaviour>,
+    key: Mutex<Arc<SigningKey>>,
+    key_counter: AtomicUsize,
+    other_key: OnceLock<SigningKey>,
+    introspections: AtomicUsize,
+    jwks_fetches: AtomicUsize,
+    discovery_fetches: AtomicUsize,
+    last: Mutex<Option<IntrospectionRecord>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn random_b64(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    openssl::rand::rand_bytes(&mut buf).expect("openssl rand_bytes failed");
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+impl Inner {
+    fn issue(&self, token: &str, spec: TokenSpec) {
+        lock(&self.tokens).insert(token.to_string(), Entry { spec, issued_at: now() });
+    }
+
+    fn revoke(&self, token: &str) {
+        if let Some(e) = lock(&self.tokens).get_mut(token) {
+            e.spec.active = false;
+        }
+    }
+
+    fn current_key(&self) -> Arc<SigningKey> {
+        lock(&self.key).clone()
+    }
+
+    fn other_key(&self) -> &SigningKey {
+        self.other_key.get_or_init(|| SigningKey::generate(self.opts.alg, "other"))
+    }
+
+    fn jwks(&self) -> Value {
+        json!({ "keys": [self.current_key().public_jwk.clone()] })
+    }
+
+    /// The claims of an active token as of `now`, or `None` if it is inactive.
+    fn active_claims(&self, token: &str) -> Option<(Map<String, Value>, Map<String, Value>)> {
+        let tokens = lock(&self.tokens);
+        let e = tokens.get(token)?;
+        if !e.spec.active || e.spec.exp.is_some_and(|exp| exp < now()) {
+            return None;
+        }
+        let mut m = Map::new();
+        if let Some(sub) = &e.spec.sub {
+            m.insert("sub".into(), json!(sub));
+        }
+        if let Some(scope) = &e.spec.scope {
+            m.insert("scope".into(), json!(scope));
+        }
+        if let Some(cid) = &e.spec.client_id {
+            m.insert("client_id".into(), json!(cid));
+        }
+        if let Some(aud) = &e.spec.aud {
+            m.insert("aud".into(), aud.clone());
+        }
+        if let Some(exp) = e.spec.exp {
+            m.insert("exp".into(), json!(exp));
+        }
+        m.insert("iat".into(), json!(e.issued_at));
+        Some((m, e.spec.extra.clone()))
+    }
+
+    /// RFC 7662 member set: `{"active":true, sub, scope, client_id, aud?, exp?, iat,
+    /// token_type, ...extra}` or `{"active":false}`.
+    fn introspection_json(&self, token: &str) -> Value {
+        match self.active_claims(token) {
+            Some((claims, extra)) => {
+                let mut m = Map::new();
+                m.insert("active".into(), json!(true));
+                m.extend(claims);
+                m.insert("token_type".into(), json!("Bearer"));
+                m.extend(extra);
+                Value::Object(m)
+            }
+            None => json!({ "active": false }),
+        }
+    }
+
+    fn discovery_doc(&self) -> Value {
+        let u = &self.url;
+        json!({
+            "issuer": u,
+            "authorization_endpoint": format!("{u}/authorize"),
+            "token_endpoint": format!("{u}/token"),
+            "introspection_endpoint": format!("{u}/introspect"),
+            "revocation_endpoint": format!("{u}/revoke"),
+            "userinfo_endpoint": format!("{u}/userinfo"),
+            "end_session_endpoint": format!("{u}/logout"),
+            "jwks_uri": format!("{u}/jwks"),
+            "grant_types_supported": ["client_credentials", "authorization_code", "refresh_token"],
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": [self.opts.alg],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "introspection_signed_response_alg_values_supported": [self.opts.alg],
+            "scopes_supported": ["openid", "read", "write"],
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Keys and JWS assembly
+// ---------------------------------------------------------------------------------------
+
+struct SigningKey {
+    kid: String,
+    alg: &'static str,
+    signer: Box<dyn JwsSigner>,
+    public_jwk: Value,
+    public_pem: Vec<u8>,
+}
+
+impl SigningKey {
+    fn generate(alg: &'static str, kid: &str) -> SigningKey {
+        let (signer, mut jwk, public_pem): (Box<dyn JwsSigner>, _, _) = match alg {
+            "ES256" => {
+                let kp = ES256.generate_key_pair().expect("ES256 key generation");
+                let signer = ES256.signer_from_der(kp.to_der_private_key()).expect("ES256 signer");
+                (Box::new(signer), kp.to_jwk_public_key(), kp.to_pem_public_key())
+            }
+            "RS256" => {
+                let kp = RS256.generate_key_pair(2048).expect("RS256 key generation");
+                let signer = RS256.signer_from_der(kp.to_der_private_key()).expect("RS256 signer");
+                (Box::new(signer), kp.to_jwk_public_key(), kp.to_pem_public_key())
+            }
+            "EdDSA" => {
+                let kp = EdDSA.generate_key_pair(Ed25519).expect("Ed25519 key generation");
+                let signer = EdDSA.signer_from_der(kp.to_der_private_key()).expect("EdDSA signer");
+                (Box::new(signer), kp.to_jwk_public_key(), kp.to_pem_public_key())
+            }
+            other => panic!("fake AS: unsupported alg {other:?} (use ES256, RS256 or EdDSA)"),
+        };
+        jwk.set_key_id(kid);
+        jwk.set_algorithm(alg);
+        jwk.set_key_use("sig");
+        SigningKey { kid: kid.to_string(), alg, signer, public_jwk: Value::Object(jwk.as_ref().clone()), public_pem }
+    }
+
+    fn sign(&self, input: &[u8]) -> Vec<u8> {
+        self.signer.sign(input).expect("JWS signing failed")
+    }
+}
+
+fn b64_json(m: &Map<String, Value>) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(m).expect("serialise JSON"))
+}
+
+fn hmac_sha256(key: &[u8], input: &[u8]) -> Vec<u8> {
+    HS256.signer_from_bytes(key).expect("HS256 signer").sign(input).expect("HS256 signing failed")
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum JwtMode {
+    /// RFC 9701 signed introspection response.
+    Rfc9701,
+    /// `application/jwt`: the answer is the access token itself.
+    AccessToken,
+}
+
+impl Inner {
+    /// Builds the compact JWS for an answer, applying `tamper`.
+    fn sign_answer(&self, mode: JwtMode, typ: &str, mut claims: Map<String, Value>, tamper: &Tamper) -> String {
+        let now = now();
+        let key = self.current_key();
+        let rfc = mode == JwtMode::Rfc9701;
+        let mut header = Map::new();
+        header.insert("typ".into(), json!(typ));
+        header.insert("alg".into(), json!(key.alg));
+        header.insert("kid".into(), json!(key.kid));
+
+        match tamper {
+            Tamper::WrongIss => {
+                claims.insert("iss".into(), json!("https://evil.example"));
+            }
+            Tamper::WrongAud if rfc => {
+                claims.insert("aud".into(), json!("someone-else"));
+            }
+            Tamper::TypJwt if rfc => {
+                header.insert("typ".into(), json!("JWT"));
+            }
+            Tamper::Expired if !rfc => {
+                claims.insert("exp".into(), json!(now - 600));
+            }
+            Tamper::MissingExp if !rfc => {
+                claims.remove("exp");
+            }
+            Tamper::NotYetValid => {
+                claims.insert("nbf".into(), json!(now + 600));
+            }
+            Tamper::FutureIat => {
+                claims.insert("iat".into(), json!(now + 600));
+            }
+            Tamper::MissingIat if rfc => {
+                claims.remove("iat");
+            }
+            Tamper::JkuHeader => {
+                header.insert("jku".into(), json!("http://127.0.0.1:1/keys"));
+            }
+            Tamper::ActiveString if rfc => {
+                if let Some(Value::Object(ti)) = claims.get_mut("token_introspection") {
+                    ti.insert("active".into(), json!("true"));
+                }
+            }
+            Tamper::NoKid => {
+                header.remove("kid");
+            }
+            Tamper::AlgNone => {
+                header.remove("kid");
+                header.insert("alg".into(), json!("none"));
+            }
+            Tamper::UnknownKid => {
+                header.insert("kid".into(), json!(format!("unknown-{}", random_b64(6))));
+            }
+            Tamper::Hs256WithPublicKey | Tamper::Hs256WithJwkJson => {
+                header.insert("alg".into(), json!("HS256"));
+            }
+            _ => {}
+        }
+
+        let input = format!("{}.{}", b64_json(&header), b64_json(&claims));
+        let signature = match tamper {
+            Tamper::AlgNone => Vec::new(),
+            Tamper::WrongKey | Tamper::UnknownKid => self.other_key().sign(input.as_bytes()),
+            Tamper::Hs256WithPublicKey => hmac_sha256(&key.public_pem, input.as_bytes()),
+            Tamper::Hs256WithJwkJson => {
+                let jwk = serde_json::to_vec(&key.public_jwk).expect("serialise JWK");
+                hmac_sha256(&jwk, input.as_bytes())
+            }
+            Tamper::BadSignature => {
+                let mut sig = key.sign(input.as_bytes());
+                let n = sig.len();
+                for i in [0, n / 2, n - 1] {
+                    sig[i] ^= 0x5a;
+                }
+                sig
+            }
+            _ => key.sign(input.as_bytes()),
+        };
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP
+// ---------------------------------------------------------------------------------------
+
+type State = web::Data<Inner>;
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/.well-known/openid-configuration", web::get().to(discovery_oidc))
+        .route("/.well-known/oauth-authorization-server", web::get().to(discovery_oauth))
+        .route("/jwks", web::get().to(jwks))
+        .route("/introspect", web::post().to(introspect))
+        .route("/token", web::post().to(token))
+        .route("/revoke", web::post().to(revoke));
+}
+
+fn json_response(status: StatusCode, body: &Value, cache_control: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, cache_control.to_string()))
+        .content_type("application/json")
+        .body(body.to_string())
+}
+
+fn discovery_answer(st: &Inner, published: bool) -> HttpResponse {
+    if !published {
+        return json_response(StatusCode::NOT_FOUND, &json!({"error": "not_found"}), "no-store");
+    }
+    st.discovery_fetches.fetch_add(1, Ordering::SeqCst);
+    json_response(StatusCode::OK, &st.discovery_doc(), "max-age=300")
+}
+
+async fn discovery_oidc(st: State) -> HttpResponse {
+    let published = matches!(st.opts.discovery, Discovery::Oidc | Discovery::Both);
+    discovery_answer(&st, published)
+}
+
+async fn discovery_oauth(st: State) -> HttpResponse {
+    let published = matches!(st.opts.discovery, Discovery::Oauth | Discovery::Both);
+    discovery_answer(&st, published)
+}
+
+async fn jwks(st: State) -> HttpResponse {
+    st.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "max-age=300"))
+        .content_type("application/jwk-set+json")
+        .body(st.jwks().to_string())
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component.
+fn form_decode(s: &str) -> String {
+    fn hex_val(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex_val(bytes[i + 1]), hex_val(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn parse_form(body: &[u8]) -> Vec<(String, String)> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body).unwrap_or_default()
+}
+
+fn form_get<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// Client credentials from HTTP Basic (RFC 6749 §2.3.1) or the request body.
+struct ClientAuth {
+    method: &'static str,
+    id: Option<String>,
+    secret: Option<String>,
+}
+
+fn client_auth(headers: &HeaderMap, form: &[(String, String)]) -> ClientAuth {
+    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let value = value.trim();
+        if value.len() > 6 && value[..6].eq_ignore_ascii_case("basic ") {
+            let decoded = STANDARD.decode(value[6..].trim()).ok().map(|b| String::from_utf8_lossy(&b).into_owned());
+            let (id, secret) = match decoded.as_deref().and_then(|d| d.split_once(':')) {
+                Some((id, secret)) => (Some(form_decode(id)), Some(form_decode(secret))),
+                None => (None, None),
+            };
+            return ClientAuth { method: "client_secret_basic", id, secret };
+        }
+    }
+    if let Some(id) = form_get(form, "client_id") {
+        return ClientAuth {
+            method: "client_secret_post",
+            id: Some(id.to_string()),
+            secret: form_get(form, "client_secret").map(str::to_string),
+        };
+    }
+    ClientAuth { method: "none", id: None, secret: None }
+}
+
+fn accept_of(headers: &HeaderMap) -> String {
+    headers.get_all(header::ACCEPT).filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(", ")
+}
+
+async fn introspect(req: HttpRequest, body: web::Bytes, st: State) -> HttpResponse {
+    st.introspections.fetch_add(1, Ordering::SeqCst);
+    let form = parse_form(&body);
+    let auth = client_auth(req.headers(), &form);
+    let accept = accept_of(req.headers());
+    let token = form_get(&form, "token").unwrap_or("").to_string();
+    *lock(&st.last) = Some(IntrospectionRecord {
+        auth_method: auth.method.to_string(),
+        accept: accept.clone(),
+        token: token.clone(),
+        client_id: auth.id.clone(),
+    });
+    let behaviour = lock(&st.behaviour).clone();
+    let cache_control = behaviour.cache_control.clone().unwrap_or_else(|| "no-store".to_string());
+
+    let authenticated = auth.id.as_deref() == Some(st.opts.client_id.as_str())
+        && auth.secret.as_deref() == Some(st.opts.client_secret.as_str());
+    if !authenticated {
+        let mut resp = json_response(StatusCode::UNAUTHORIZED, &json!({"error": "invalid_client"}), &cache_control);
+        if auth.method == "client_secret_basic" {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"fake-as\""));
+        }
+        return resp;
+    }
+
+    if behaviour.delay_ms > 0 {
+        actix_web::rt::time::sleep(Duration::from_millis(behaviour.delay_ms)).await;
+    }
+    if let Some(code) = behaviour.status {
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return json_response(
+            status,
+            &json!({
+                "error": "server_error",
+                "error_description": format!("status {code} forced by the test"),
+            }),
+            &cache_control,
+        );
+    }
+
+    let accept_lc = accept.to_ascii_lowercase();
+    if accept_lc.contains("application/token-introspection+jwt") {
+        let now = now();
+        let ti = st.introspection_json(&token);
+        let mut claims = Map::new();
+        claims.insert("iss".into(), json!(st.url));
+        claims.insert("aud".into(), json!(st.opts.client_id));
+        claims.insert("iat".into(), json!(now));
+        claims.insert("token_introspection".into(), ti);
+        let jws = st.sign_answer(JwtMode::Rfc9701, "token-introspection+jwt", claims, &behaviour.tamper);
+        return HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, cache_control))
+            .content_type("application/token-introspection+jwt")
+            .body(jws);
+    }
+
+    if accept_lc.contains("application/jwt") {
+        return match st.active_claims(&token) {
+            Some((mut claims, extra)) => {
+                let now = now();
+                let mut m = Map::new();
+                m.insert("iss".into(), json!(st.url));
+                m.append(&mut claims);
+                m.insert("iat".into(), json!(now));
+                m.insert("jti".into(), json!(random_b64(16)));
+                m.extend(extra);
+                let jws = st.sign_answer(JwtMode::AccessToken, "at+jwt", m, &behaviour.tamper);
+                HttpResponse::Ok()
+                    .insert_header((header::CACHE_CONTROL, cache_control))
+                    .content_type("application/jwt")
+                    .body(jws)
+            }
+            None if behaviour.inactive_as_json_in_jwt_mode => {
+                json_response(StatusCode::OK, &json!({"active": false}), &cache_control)
+            }
+            None => HttpResponse::NoContent().insert_header((header::CACHE_CONTROL, cache_control)).finish(),
+        };
+    }
+
+    json_response(StatusCode::OK, &st.introspection_json(&token), &cache_control)
+}
+
+async fn token(req: HttpRequest, body: web::Bytes, st: State) -> HttpResponse {
+    let form = parse_form(&body);
+    let auth = client_auth(req.headers(), &form);
+    let client_id = match (&auth.id, &auth.secret) {
+        (Some(id), Some(secret)) if !id.is_empty() && *secret == format!("{id}-secret") => id.clone(),
+        _ => return json_response(StatusCode::UNAUTHORIZED, &json!({"error": "invalid_client"}), "no-store"),
+    };
+    if form_get(&form, "grant_type") != Some("client_credentials") {
+        return json_response(StatusCode::BAD_REQUEST, &json!({"error": "unsupported_grant_type"}), "no-store");
+    }
+    let scope = form_get(&form, "scope").filter(|s| !s.is_empty()).unwrap_or("read").to_string();
+    let access_token = random_b64(32);
+    st.issue(
+        &access_token,
+        TokenSpec {
+            active: true,
+            sub: Some(client_id.clone()),
+            scope: Some(scope.clone()),
+            client_id: Some(client_id),
+            aud: None,
+            exp: Some(now() + 300),
+            extra: Map::new(),
+        },
+    );
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": scope,
+        }),
+        "no-store",
+    )
+}
+
+async fn revoke(body: web::Bytes, st: State) -> HttpResponse {
+    let form = parse_form(&body);
+    if let Some(token) = form_get(&form, "token") {
+        st.revoke(token);
+    }
+    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_decode_handles_escapes() {
+        assert_eq!(form_decode("a%3Ab+c%25"), "a:b c%");
+        assert_eq!(form_decode("100%"), "100%");
+        assert_eq!(form_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn all_algs_generate_keys() {
+        for alg in ["ES256", "RS256", "EdDSA"] {
+            let k = SigningKey::generate(alg, "k1");
+            assert_eq!(k.public_jwk["kid"], "k1");
+            assert_eq!(k.public_jwk["alg"], alg);
+            assert!(k.public_jwk.get("d").is_none(), "public JWK has private part");
+            assert!(!k.sign(b"x").is_empty());
+        }
+    }
+}

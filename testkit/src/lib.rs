@@ -1,0 +1,22 @@
+//! Test and demo peers for Shroud, the phantom-token proxy.
+//!
+//! * [`FakeAs`]: an OAuth 2.0 / OpenID Connect authorization server fake served over real
+//!   HTTP on 127.0.0.1. It answers discovery, JWKS, token introspection (RFC 7662 JSON,
+//!   RFC 9701 signed JWT answers and the `application/jwt` phantom-token contract),
+//!   a client-credentials token endpoint and revocation, with knobs ([`Behaviour`],
+//!   [`Tamper`]) to make it slow, failing or malicious.
+//! * [`EchoUpstream`]: a fake internal API that answers every request with a JSON
+//!   description ([`Echo`]) of what it received.
+//! * [`RedisServer`]: a private `redis-server` process for one test.
+//! * [`net::free_port`]: find a free TCP port on 127.0.0.1.
+
+#![warn(missing_docs)]
+
+pub mod fake_as;
+pub mod net;
+pub mod redis_server;
+pub mod upstream;
+
+pub use fake_as::{Behaviour, Discovery, FakeAs, FakeAsOptions, IntrospectionRecord, Tamper, TokenSpec};
+pub use redis_server::RedisServer;
+pub use upstream::{Echo, EchoUpstream};
