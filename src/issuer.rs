@@ -117,13 +117,17 @@ impl Issuer {
         (self.metadata.load().is_some(), !self.needs_keys || self.keys_loaded.load(Ordering::Acquire))
     }
 
-    /// Downloads the JWKS again, unless that happened less than [`KEY_REFRESH_INTERVAL`] ago.
+    /// Downloads the JWKS again because a JWT named an unknown key, unless such a refresh happened less
+    /// than [`KEY_REFRESH_INTERVAL`] ago (the download at discovery does not count).
     /// Returns whether new keys were loaded.
     pub async fn refresh_keys(&self) -> Result<bool, IssuerError> {
         let _single = self.key_refresh_lock.lock().await;
-        let recent = self.last_key_refresh.lock().map(|t| t.is_some_and(|at| at.elapsed() < KEY_REFRESH_INTERVAL));
-        if recent.unwrap_or(true) {
-            return Ok(false);
+        {
+            let Ok(mut last) = self.last_key_refresh.lock() else { return Ok(false) };
+            if last.is_some_and(|at| at.elapsed() < KEY_REFRESH_INTERVAL) {
+                return Ok(false);
+            }
+            *last = Some(Instant::now());
         }
         let metadata = self.metadata().await?;
         let uri = metadata.jwks_uri.as_deref().ok_or_else(|| IssuerError("no jwks_uri in metadata".into()))?;
@@ -132,9 +136,6 @@ impl Issuer {
     }
 
     async fn load_keys(&self, uri: &str) -> Result<(), IssuerError> {
-        if let Ok(mut at) = self.last_key_refresh.lock() {
-            *at = Some(Instant::now());
-        }
         let body = self.get(uri).await?;
         let keys = KeySet::from_jwks(&body).map_err(IssuerError)?;
         if keys.is_empty() {

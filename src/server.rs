@@ -101,11 +101,14 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let stop = self.handle.stop(false);
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-        if let Ok(runtime) = runtime {
-            runtime.block_on(stop);
-        }
+        // Drop may run inside an async runtime, which must not be blocked: wait from a plain thread.
+        let handle = self.handle.clone();
+        let stopper = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                runtime.block_on(handle.stop(false));
+            }
+        });
+        let _ = stopper.join();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

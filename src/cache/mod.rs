@@ -205,19 +205,17 @@ impl GrantCache {
         still_valid(&outcome).then_some(Entry { outcome, ttl: Duration::from_millis(remaining), tier: Tier::Redis })
     }
 
-    /// TTL = min(JWT `exp` − now, `max-age`, `max_ttl_seconds`); `negative_ttl_seconds` for inactive tokens.
+    /// TTL = min(JWT `exp` − now, `max-age`, `max_ttl_seconds`) for active tokens, and
+    /// min(`negative_ttl_seconds`, `max-age`) for inactive ones.
     fn ttl_for(&self, exchanged: &Exchanged) -> Duration {
-        match &exchanged.outcome {
+        let ttl = match &exchanged.outcome {
             Outcome::Inactive => self.negative_ttl,
             Outcome::Active(grant) => {
                 let until_exp = grant.expires_at().saturating_sub(crate::grant::now_secs());
-                let mut ttl = self.max_ttl.min(Duration::from_secs(until_exp));
-                if let Some(max_age) = exchanged.max_age {
-                    ttl = ttl.min(Duration::from_secs(max_age));
-                }
-                ttl
+                self.max_ttl.min(Duration::from_secs(until_exp))
             }
-        }
+        };
+        exchanged.max_age.map_or(ttl, |max_age| ttl.min(Duration::from_secs(max_age)))
     }
 }
 

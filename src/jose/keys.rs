@@ -84,8 +84,13 @@ impl KeySet {
             if jwk.key_use().is_some_and(|u| u != "sig") {
                 continue;
             }
+            // The kid is matched by `select`; a verifier without one also serves JWTs that name no kid.
+            let mut anonymous = jwk.clone();
+            if anonymous.set_parameter("kid", None).is_err() {
+                continue;
+            }
             for alg in algorithms_for(jwk) {
-                if let Some(verifier) = verifier_for(alg, jwk) {
+                if let Some(verifier) = verifier_for(alg, &anonymous) {
                     keys.push(VerifyingKey { kid: jwk.key_id().map(str::to_string), alg, verifier });
                 }
             }

@@ -118,7 +118,9 @@ pub fn normalize_path(raw: &str) -> Result<String, Rejection> {
             i += 1;
         }
     }
-    if out.split('/').any(|segment| segment == "." || segment == "..") {
+    // Encoded separators count as separators here: an upstream that decodes them must not see dot segments.
+    let separated = out.replace("%2F", "/").replace("%5C", "/");
+    if separated.split('/').any(|segment| segment == "." || segment == "..") {
         return Err(refuse());
     }
     Ok(out)
@@ -167,7 +169,19 @@ mod tests {
     #[test]
     fn paths_are_normalised_or_refused() {
         assert_eq!(normalize_path("/%61pi/%7euser/%2f").unwrap(), "/api/~user/%2F");
-        for bad in ["/public/../admin", "/a/./b", "/a/%2e%2e/b", "/a/%2E/b", "/a\\b", "/%zz", "/%4", "x", "/a b"] {
+        for bad in [
+            "/public/..%2fadmin",
+            "/public/..%5Cadmin",
+            "/public/../admin",
+            "/a/./b",
+            "/a/%2e%2e/b",
+            "/a/%2E/b",
+            "/a\\b",
+            "/%zz",
+            "/%4",
+            "x",
+            "/a b",
+        ] {
             assert!(normalize_path(bad).is_err(), "{bad}");
         }
         assert_eq!(normalize_path("/a/..b/c.d").unwrap(), "/a/..b/c.d");

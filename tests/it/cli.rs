@@ -1,0 +1,128 @@
+//! The command line: keygen, check-config (validation naming keys, redaction, environment overrides).
+
+use std::process::{Command, Output};
+
+fn shroud(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shroud"));
+    cmd.args(args).env_remove("SHROUD_CONFIG").env("RUST_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn write_config(text: &str) -> std::path::PathBuf {
+    let mut suffix = [0u8; 8];
+    openssl::rand::rand_bytes(&mut suffix).unwrap();
+    let path = std::env::temp_dir().join(format!("shroud-cli-{}.toml", hex::encode(suffix)));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn base_config(extra: &str) -> String {
+    let key = crate::support::signing_key_file();
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+
+[issuer]
+url = "http://127.0.0.1:9"
+
+[introspection]
+client_id = "gateway"
+client_secret = "very-secret-client-value"
+
+[phantom]
+signing_key_file = "{}"
+
+[cache]
+backend = "redis"
+redis_url = "redis://:redis-password-123@127.0.0.1:6379/0"
+key_secret = "{}"
+{extra}
+[[routes]]
+path_prefix = "/api"
+upstream = "http://127.0.0.1:7001"
+required_scopes = ["read"]
+"#,
+        key.display(),
+        crate::support::KEY_SECRET
+    )
+}
+
+#[test]
+fn keygen_prints_fresh_32_byte_hex_keys() {
+    let a = String::from_utf8(shroud(&["keygen"], &[]).stdout).unwrap();
+    let b = String::from_utf8(shroud(&["keygen"], &[]).stdout).unwrap();
+    assert_eq!(a.trim().len(), 64);
+    assert!(a.trim().bytes().all(|c| c.is_ascii_hexdigit()));
+    assert_ne!(a, b);
+    let pem = shroud(&["keygen", "--phantom-key", "es256"], &[]);
+    assert!(pem.status.success());
+    assert!(shroud::jose::mint::PhantomSigner::from_pem(&pem.stdout).is_ok());
+}
+
+#[test]
+fn check_config_redacts_every_secret() {
+    let path = write_config(&base_config(""));
+    let out = shroud(&["check-config", "--config", path.to_str().unwrap()], &[]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for secret in ["very-secret-client-value", "redis-password-123", crate::support::KEY_SECRET] {
+        assert!(!stdout.contains(secret), "{secret} leaked:\n{stdout}");
+    }
+    assert!(stdout.contains("client_secret = \"***redacted***\""), "{stdout}");
+    assert!(stdout.contains("redis://:***redacted***@127.0.0.1:6379/0"), "{stdout}");
+    assert!(stdout.contains("path_prefix = \"/api\""), "{stdout}");
+}
+
+#[test]
+fn environment_overrides_scalar_keys() {
+    let text = base_config("").replace("client_secret = \"very-secret-client-value\"\n", "");
+    let path = write_config(&text);
+    let missing = shroud(&["check-config", "--config", path.to_str().unwrap()], &[]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("introspection.client_secret"));
+    let out = shroud(
+        &["check-config", "--config", path.to_str().unwrap()],
+        &[("SHROUD__INTROSPECTION__CLIENT_SECRET", "from-env"), ("SHROUD__SERVER__WORKERS", "3")],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("workers = 3"), "{stdout}");
+    let via_env = shroud(
+        &["check-config"],
+        &[("SHROUD_CONFIG", path.to_str().unwrap()), ("SHROUD__INTROSPECTION__CLIENT_SECRET", "x")],
+    );
+    assert!(via_env.status.success(), "{}", String::from_utf8_lossy(&via_env.stderr));
+}
+
+#[test]
+fn bad_configurations_fail_naming_the_key() {
+    let cases = [
+        (base_config("colour = \"blue\"\n"), "colour"),
+        (base_config("").replace("[cache]", "[cache]\nmax_entriez = 5"), "max_entriez"),
+        (base_config("").replace(crate::support::KEY_SECRET, "abc"), "cache.key_secret"),
+        (base_config("").replace("listen = \"127.0.0.1:0\"", "listen = \"nowhere\""), "server.listen"),
+        (base_config("").replace("http://127.0.0.1:7001", "ftp://x"), "routes[0].upstream"),
+        (
+            base_config("").replace("signing_key_file = \"", "signing_key_file = \"/nonexistent"),
+            "phantom.signing_key_file",
+        ),
+        (base_config("").replace("workers", "workers").replace("[server]", "[server]\nworkers = \"many\""), "workers"),
+    ];
+    for (text, key) in cases {
+        let path = write_config(&text);
+        let out = shroud(&["check-config", "--config", path.to_str().unwrap()], &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{key} should fail");
+        assert!(stderr.contains(key), "error should name {key}: {stderr}");
+    }
+    let out = shroud(&["check-config", "--config", "/nonexistent.toml"], &[]);
+    assert!(!out.status.success());
+    let path = write_config(&base_config(""));
+    let out = shroud(&["check-config", "--config", path.to_str().unwrap()], &[("SHROUD__CACHE__BOGUS", "1")]);
+    assert!(!out.status.success(), "unknown keys from the environment are errors too");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bogus"));
+}

@@ -1,0 +1,84 @@
+//! Failures that are not the client's fault: the authorization server and the upstream.
+
+use crate::support::*;
+use shroud::config::ResponseMode;
+use shroud_testkit::{Behaviour, EchoUpstream, FakeAs};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_server_trouble_is_503_with_retry_after() {
+    let env = Env::with(ResponseMode::Rfc9701, |mut c| {
+        c.introspection.timeout_ms = 300;
+        c
+    });
+    env.token("t", "read");
+    for behaviour in [
+        Behaviour { status: Some(500), ..Default::default() },
+        Behaviour { status: Some(503), ..Default::default() },
+        Behaviour { delay_ms: 1000, ..Default::default() },
+    ] {
+        env.idp.set_behaviour(behaviour.clone());
+        let resp = env.get("/api/x", Some("t")).await;
+        assert_eq!(resp.headers().get("retry-after").map(|v| v.to_str().unwrap()), Some("5"), "{behaviour:?}");
+        assert_refusal(resp, 503, "authorization_server_unavailable", None).await;
+    }
+    assert_eq!(env.api.hits(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_authorization_server_is_503_and_not_ready() {
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let mut c = config(&idp, &api, ResponseMode::Rfc9701);
+    c.issuer.url = format!("http://127.0.0.1:{}", shroud_testkit::net::free_port());
+    let shroud = start(c);
+    let resp = client().get(format!("{}/api/x", shroud.url())).bearer_auth("t").send().await.unwrap();
+    assert_refusal(resp, 503, "authorization_server_unavailable", None).await;
+    let ready = client().get(format!("{}/readyz", shroud.url())).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["checks"]["discovery"], false);
+    assert_eq!(api.hits(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_gateway_credentials_are_502_never_401() {
+    let env = Env::with(ResponseMode::Json, |mut c| {
+        c.introspection.client_secret = shroud::secret::Secret::new("wrong-secret");
+        c
+    });
+    env.token("t", "read");
+    let resp = env.get("/api/x", Some("t")).await;
+    assert_refusal(resp, 502, "authorization_server_error", None).await;
+    let env2 = Env::new(ResponseMode::Json);
+    env2.token("t", "read");
+    env2.idp.set_behaviour(Behaviour { status: Some(403), ..Default::default() });
+    assert_refusal(env2.get("/api/x", Some("t")).await, 502, "authorization_server_error", None).await;
+    assert_eq!(env.api.hits() + env2.api.hits(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_upstream_is_502_and_slow_upstream_504() {
+    let env = Env::with(ResponseMode::Json, |mut c| {
+        c.routes.push(route("/dead", &format!("http://127.0.0.1:{}", shroud_testkit::net::free_port()), &[]));
+        c.routes[0].timeout_ms = 300;
+        c.routes[0].strip_prefix = true;
+        c
+    });
+    env.token("t", "read");
+    assert_refusal(env.get("/dead/x", Some("t")).await, 502, "upstream_unavailable", None).await;
+    assert_refusal(env.get("/api/slow/1500", Some("t")).await, 504, "upstream_timeout", None).await;
+    assert_eq!(env.get("/api/slow/10", Some("t")).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_paths_are_404_json() {
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let mut c = config(&idp, &api, ResponseMode::Json);
+    c.routes.truncate(1);
+    let shroud = start(c);
+    let resp = client().get(format!("{}/elsewhere", shroud.url())).send().await.unwrap();
+    assert_refusal(resp, 404, "not_found", None).await;
+    let resp = client().get(format!("{}/apix", shroud.url())).send().await.unwrap();
+    assert_refusal(resp, 404, "not_found", None).await;
+}

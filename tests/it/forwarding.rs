@@ -1,0 +1,151 @@
+//! The forward stage: header rewriting, streaming bodies, prefixes, and path hygiene.
+
+use crate::support::*;
+use shroud::config::ResponseMode;
+use std::io::{Read, Write};
+
+/// Sends a raw HTTP/1.1 request (bypassing client-side URL normalisation); returns status and body.
+fn raw_request(addr: std::net::SocketAddr, request: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).unwrap();
+    let status = out.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_headers_are_rewritten() {
+    let env = Env::new(ResponseMode::Json);
+    env.token("t", "read");
+    let resp = env
+        .http
+        .get(format!("{}/api/items?page=2&q=a%20b", env.shroud.url()))
+        .bearer_auth("t")
+        .header("connection", "keep-alive, x-private")
+        .header("x-private", "hop")
+        .header("keep-alive", "timeout=5")
+        .header("te", "trailers")
+        .header("x-forwarded-for", "10.9.8.7")
+        .header("x-forwarded-host", "evil.example")
+        .header("x-forwarded-proto", "https")
+        .header("x-custom", "kept")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let echo = env.api.last().unwrap();
+    assert_eq!(echo.path, "/api/items?page=2&q=a%20b");
+    assert!(echo.header("authorization").unwrap().starts_with("Bearer ey"));
+    assert_eq!(echo.header_all("authorization").len(), 1);
+    for hop in ["x-private", "keep-alive", "te"] {
+        assert_eq!(echo.header(hop), None, "{hop} is hop-by-hop");
+    }
+    assert_eq!(echo.header("x-custom"), Some("kept"));
+    assert_eq!(echo.header("x-forwarded-for"), Some("10.9.8.7, 127.0.0.1"));
+    assert_eq!(echo.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(echo.header("x-forwarded-host"), Some(env.shroud.addr.to_string().as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_headers_drop_hop_by_hop() {
+    let env = Env::new(ResponseMode::Json);
+    env.token("t", "read");
+    let resp = env
+        .http
+        .get(format!("{}/api/x", env.shroud.url()))
+        .bearer_auth("t")
+        .header("x-echo-set-header", "x-api: yes")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-api"], "yes");
+    let resp = env
+        .http
+        .get(format!("{}/api/x", env.shroud.url()))
+        .bearer_auth("t")
+        .header("x-echo-set-header", "keep-alive: timeout=99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("keep-alive").is_none_or(|v| v != "timeout=99"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_stream_both_ways() {
+    let env = Env::with(ResponseMode::Json, |mut c| {
+        c.routes[0].strip_prefix = true;
+        c
+    });
+    env.token("t", "read");
+    let body = "x".repeat(1_000_000);
+    let resp = env
+        .http
+        .post(format!("{}/api/upload", env.shroud.url()))
+        .bearer_auth("t")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(env.api.last().unwrap().body.len(), 1_000_000);
+    let chunks = futures_util::stream::iter(vec![Ok::<_, std::io::Error>("ab".to_string()), Ok("cd".to_string())]);
+    let resp = env
+        .http
+        .put(format!("{}/api/chunked", env.shroud.url()))
+        .bearer_auth("t")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let echo = env.api.last().unwrap();
+    assert_eq!((echo.method.as_str(), echo.body.as_str()), ("PUT", "abcd"));
+    let resp = env.get("/api/bytes/3000000", Some("t")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.unwrap().len(), 3_000_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strip_prefix_and_upstream_status_pass_through() {
+    let env = Env::with(ResponseMode::Json, |mut c| {
+        c.routes[0].strip_prefix = true;
+        c
+    });
+    env.token("t", "read");
+    assert_eq!(env.get("/api/v1/things", Some("t")).await.status(), 200);
+    assert_eq!(env.api.last().unwrap().path, "/v1/things");
+    assert_eq!(env.get("/api", Some("t")).await.status(), 200);
+    assert_eq!(env.api.last().unwrap().path, "/");
+    assert_eq!(env.get("/api/status/418", Some("t")).await.status(), 418);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credential_free_routes_never_forward_a_token() {
+    let env = Env::new(ResponseMode::Json);
+    let resp = env.get("/public/info", Some("opaque-secret")).await;
+    assert_eq!(resp.status(), 200);
+    let echo = env.api.last().unwrap();
+    assert_eq!(echo.header("authorization"), None, "an opaque token never reaches an API");
+    assert_eq!(env.idp.introspections(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_tricks_cannot_reach_another_route() {
+    let env = Env::new(ResponseMode::Json);
+    for path in
+        ["/public/../api/x", "/public/%2e%2e/api/x", "/public/%2E%2E/api/x", "/public/..%2fapi/x", "/public\\..\\api"]
+    {
+        let (status, body) =
+            raw_request(env.shroud.addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+        assert!(status == 400, "{path}: {status}");
+        if !body.is_empty() {
+            assert!(body.contains("invalid_request"), "{path}: {body}");
+        }
+    }
+    let (status, _) = raw_request(env.shroud.addr, "GET /%61pi/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(status, 401, "an encoded prefix still meets the /api route's credential check");
+    assert_eq!(env.api.hits(), 0);
+}

@@ -1,0 +1,14 @@
+//! Integration tests over real HTTP: Shroud in front of a fake authorization server and an echo
+//! upstream (from `shroud-testkit`), with a private `redis-server` where Redis is involved.
+
+mod support;
+
+mod cache;
+mod cli;
+mod credentials;
+mod failures;
+mod forwarding;
+mod modes;
+mod ops;
+mod redis_tier;
+mod verification;

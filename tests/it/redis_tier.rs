@@ -1,0 +1,111 @@
+//! The shared Redis tier with a private `redis-server`: reuse across instances, nothing readable stored,
+//! TTLs, and Redis outages.
+
+use crate::support::*;
+use shroud::config::ResponseMode;
+use shroud_testkit::{Behaviour, EchoUpstream, FakeAs, RedisServer, TokenSpec};
+
+fn dump(redis: &RedisServer) -> Vec<(String, Vec<u8>, i64)> {
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
+    keys.into_iter()
+        .map(|k| {
+            let value: Vec<u8> = redis::cmd("GET").arg(&k).query(&mut conn).unwrap();
+            let ttl: i64 = redis::cmd("PTTL").arg(&k).query(&mut conn).unwrap();
+            (k, value, ttl)
+        })
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_reuses_the_first_ones_exchange() {
+    let redis = RedisServer::start();
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let first = start(with_redis(config(&idp, &api, ResponseMode::Rfc9701), &redis.url()));
+    let mut second_config = with_redis(config(&idp, &api, ResponseMode::Rfc9701), &redis.url());
+    second_config.phantom.signing_key_file = first.gateway.config.phantom.signing_key_file.clone();
+    let second = start(second_config);
+    let token = "opaque-shared-token-value";
+    idp.issue(token, TokenSpec::active("alice", "read", 300));
+    let http = client();
+    let resp = http.get(format!("{}/api/a", first.url())).bearer_auth(token).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let jwt_first = forwarded_jwt(&api);
+    let resp = http.get(format!("{}/api/b", second.url())).bearer_auth(token).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(idp.introspections(), 1, "the second instance did not introspect");
+    assert_eq!(forwarded_jwt(&api), jwt_first, "it forwarded the JWT the first one minted");
+    let metrics = http.get(format!("{}/metrics", second.url())).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"shroud_cache_lookups_total{result="hit",tier="redis"} 1"#), "{metrics}");
+
+    let entries = dump(&redis);
+    assert_eq!(entries.len(), 1);
+    for (key, value, ttl) in &entries {
+        assert!(!key.contains(token) && key.starts_with("shroud:v1:grant:"), "{key}");
+        assert!(!contains(value, token.as_bytes()), "no raw token in Redis");
+        assert!(!contains(value, jwt_first.as_bytes()), "no JWT in Redis");
+        assert!(!contains(value, b"eyJ") && !contains(value, b"alice"), "nothing readable in Redis");
+        assert!(*ttl > 290_000 && *ttl <= 300_000, "Redis TTL matches the in-process TTL: {ttl}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inactive_answers_are_shared_and_ttls_follow_max_age() {
+    let redis = RedisServer::start();
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    idp.set_behaviour(Behaviour { cache_control: Some("max-age=2".into()), ..Default::default() });
+    let a = start(with_redis(config(&idp, &api, ResponseMode::Json), &redis.url()));
+    let b = start(with_redis(config(&idp, &api, ResponseMode::Json), &redis.url()));
+    let http = client();
+    for shroud in [&a, &b] {
+        let resp = http.get(format!("{}/api/x", shroud.url())).bearer_auth("bogus").send().await.unwrap();
+        assert_eq!(resp.status(), 401);
+    }
+    assert_eq!(idp.introspections(), 1, "the negative answer was shared");
+    let entries = dump(&redis);
+    assert!(entries[0].2 <= 5_000, "negative TTL {}", entries[0].2);
+    idp.issue("t", TokenSpec::active("a", "read", 300));
+    let resp = http.get(format!("{}/api/x", a.url())).bearer_auth("t").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let max = dump(&redis).iter().map(|e| e.2).max().unwrap();
+    assert!(max <= 2_000, "max-age bounds the Redis TTL: {max}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_degrades_readiness_but_not_service() {
+    let mut redis = RedisServer::start();
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let shroud = start(with_redis(config(&idp, &api, ResponseMode::Rfc9701), &redis.url()));
+    idp.issue("t1", TokenSpec::active("a", "read", 300));
+    let http = client();
+    let get = |token: &'static str| http.get(format!("{}/api/x", shroud.url())).bearer_auth(token).send();
+    assert_eq!(get("t1").await.unwrap().status(), 200);
+    redis.stop();
+    idp.issue("t2", TokenSpec::active("a", "read", 300));
+    assert_eq!(get("t2").await.unwrap().status(), 200, "introspection carries on without Redis");
+    assert_eq!(get("t1").await.unwrap().status(), 200, "the in-process tier carries on");
+    let ready = http.get(format!("{}/readyz", shroud.url())).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["checks"]["redis"], "unreachable");
+    redis.restart();
+    let mut recovered = false;
+    for _ in 0..40 {
+        if http.get(format!("{}/readyz", shroud.url())).send().await.unwrap().status() == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(recovered, "ready again once Redis is back");
+    idp.issue("t3", TokenSpec::active("a", "read", 300));
+    assert_eq!(get("t3").await.unwrap().status(), 200);
+    assert_eq!(dump(&redis).len(), 1, "entries are stored again");
+}
