@@ -110,7 +110,7 @@ fn bad_configurations_fail_naming_the_key() {
             base_config("").replace("signing_key_file = \"", "signing_key_file = \"/nonexistent"),
             "phantom.signing_key_file",
         ),
-        (base_config("").replace("workers", "workers").replace("[server]", "[server]\nworkers = \"many\""), "workers"),
+        (base_config("").replace("[server]", "[server]\nworkers = \"many\""), "workers"),
     ];
     for (text, key) in cases {
         let path = write_config(&text);
