@@ -99,7 +99,7 @@ pub async fn forward(
     let sent = match (content_length(req.headers()), chunked) {
         (_, true) => upstream.send_stream(payload).await,
         (Some(length), false) => upstream.send_body(SizedStream::new(length, payload)).await,
-        (None, false) => upstream.send().await,
+        (None, false) => upstream.send_body(actix_web::body::None::new()).await,
     };
     let response = sent.map_err(|e| match e {
         SendRequestError::Timeout => {

@@ -126,3 +126,53 @@ fn bad_configurations_fail_naming_the_key() {
     assert!(!out.status.success(), "unknown keys from the environment are errors too");
     assert!(String::from_utf8_lossy(&out.stderr).contains("bogus"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_logs_each_request_and_never_a_secret() {
+    let idp = shroud_testkit::FakeAs::start();
+    let api = shroud_testkit::EchoUpstream::start();
+    let port = shroud_testkit::net::free_port();
+    let text = base_config("")
+        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""))
+        .replace("http://127.0.0.1:9", &idp.url())
+        .replace("http://127.0.0.1:7001", &api.url())
+        .replace("very-secret-client-value", "gateway-secret")
+        .replace("backend = \"redis\"", "backend = \"memory\"");
+    let path = write_config(&text);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shroud"))
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .env_remove("SHROUD_CONFIG")
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = crate::support::client();
+    let mut up = false;
+    for _ in 0..100 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "shroud serve came up");
+    let token = "opaque-token-that-must-never-be-logged";
+    idp.issue(token, shroud_testkit::TokenSpec::active("alice", "read", 300));
+    assert_eq!(http.get(format!("{base}/api/x")).bearer_auth(token).send().await.unwrap().status(), 200);
+    let jwt = crate::support::forwarded_jwt(&api);
+    let bad = "unknown-token-also-never-logged";
+    assert_eq!(http.get(format!("{base}/api/x")).bearer_auth(bad).send().await.unwrap().status(), 401);
+    let malformed = http.get(format!("{base}/api/x")).header("authorization", "Bearer bad@value").send().await.unwrap();
+    assert_eq!(malformed.status(), 400);
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let logs = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(logs.contains("GET /api/x route=/api status=200 cache=miss"), "{logs}");
+    assert!(logs.contains("GET /api/x route=/api status=401"), "{logs}");
+    assert!(logs.contains("GET /api/x route=/api status=400"), "{logs}");
+    for secret in [token, bad, "bad@value", jwt.as_str(), &jwt[..20], "gateway-secret", crate::support::KEY_SECRET] {
+        assert!(!logs.contains(secret), "{secret:?} appears in the logs:\n{logs}");
+    }
+}

@@ -46,6 +46,8 @@ async fn request_headers_are_rewritten() {
     assert_eq!(echo.header("x-forwarded-for"), Some("10.9.8.7, 127.0.0.1"));
     assert_eq!(echo.header("x-forwarded-proto"), Some("http"));
     assert_eq!(echo.header("x-forwarded-host"), Some(env.shroud.addr.to_string().as_str()));
+    assert_eq!(echo.header("content-length"), None, "a bodiless request stays bodiless");
+    assert_eq!(echo.header("transfer-encoding"), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

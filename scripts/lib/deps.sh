@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Shared helper: make sure Debian packages are installed (apt-get, as root or through sudo).
+# Usage: source scripts/lib/deps.sh; ensure_debs <command-or-file>=<package> ...
+
+ensure_debs() {
+  local missing=() spec probe pkg
+  for spec in "$@"; do
+    probe=${spec%%=*}
+    pkg=${spec#*=}
+    if [[ $probe == /* ]]; then
+      [[ -e $probe ]] && continue
+    else
+      command -v "$probe" >/dev/null 2>&1 && continue
+    fi
+    missing+=("$pkg")
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  echo ">> installing Debian packages: ${missing[*]}" >&2
+  local sudo=""
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || { echo "need root or sudo to install: ${missing[*]}" >&2; return 1; }
+    sudo="sudo"
+  fi
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# What building Shroud needs on a fresh Debian (openssl-sys: headers and pkg-config).
+ensure_build_deps() {
+  command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust (https://rustup.rs)" >&2; return 1; }
+  ensure_debs pkg-config=pkg-config /usr/include/openssl/ssl.h=libssl-dev cc=gcc
+}
