@@ -20,21 +20,21 @@ use std::time::Instant;
 
 /// What the access log and metrics learn about a request as it travels.
 #[derive(Debug, Default)]
-struct Trace {
-    route: Option<String>,
+struct Trace<'g> {
+    route: Option<&'g str>,
     tier: Option<Tier>,
 }
 
 /// The journey itself: route → credential → exchange → policy → forward.
-async fn journey(
-    gateway: &Gateway,
+async fn journey<'g>(
+    gateway: &'g Gateway,
     client: &awc::Client,
     req: &HttpRequest,
     payload: web::Payload,
-    trace: &mut Trace,
+    trace: &mut Trace<'g>,
 ) -> Result<HttpResponse, Rejection> {
     let (route, path) = gateway.routes.select(req.path())?;
-    trace.route = Some(route.prefix.clone());
+    trace.route = Some(&route.prefix);
     let credential = credential::extract(route.credentials, req.headers())?;
     let exchanged = exchange::exchange(gateway, credential).await?;
     trace.tier = exchanged.tier;
@@ -56,7 +56,7 @@ pub async fn handle(
         Err(rejection) => rejection.error_response(),
     };
     let elapsed = started.elapsed();
-    let route = trace.route.as_deref().unwrap_or("-");
+    let route = trace.route.unwrap_or("-");
     let cache = trace.tier.map_or("-", |t| t.label());
     let status = response.status().as_u16();
     log::info!(

@@ -151,3 +151,24 @@ async fn path_tricks_cannot_reach_another_route() {
     assert_eq!(status, 401, "an encoded prefix still meets the /api route's credential check");
     assert_eq!(env.api.hits(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodiless_responses_pass_through() {
+    let env = Env::with(ResponseMode::Json, |mut c| {
+        c.routes[0].strip_prefix = true;
+        c
+    });
+    env.token("t", "read");
+    let head = env.http.head(format!("{}/api/thing", env.shroud.url())).bearer_auth("t").send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(env.api.last().unwrap().method, "HEAD");
+    assert!(head.bytes().await.unwrap().is_empty());
+    for code in [204u16, 304] {
+        let resp = env.get(&format!("/api/status/{code}"), Some("t")).await;
+        assert_eq!(resp.status().as_u16(), code);
+        assert!(resp.headers().get("transfer-encoding").is_none());
+        assert!(resp.bytes().await.unwrap().is_empty());
+    }
+    // The connection is still usable afterwards.
+    assert_eq!(env.get("/api/after", Some("t")).await.status(), 200);
+}
