@@ -26,6 +26,9 @@ pub enum Rejection {
     Unauthorized,
     /// 401 `invalid_token`: inactive, expired or unverifiable.
     InvalidToken(Cow<'static, str>),
+    /// 401 `unauthorized_request`: the token handler's cookie credential is missing or refused (Origin,
+    /// CSRF, decryption).
+    CookieRejected(&'static str),
     /// 403 `insufficient_scope`, naming the scopes the route requires.
     InsufficientScope(String),
     /// 404 `not_found`: no route matches.
@@ -57,6 +60,7 @@ impl Rejection {
             Rejection::InvalidRequest { .. } => "invalid_request",
             Rejection::Unauthorized => "unauthorized",
             Rejection::InvalidToken(_) => "invalid_token",
+            Rejection::CookieRejected(_) => "unauthorized_request",
             Rejection::InsufficientScope(_) => "insufficient_scope",
             Rejection::NotFound => "not_found",
             Rejection::AuthorizationServerError => "authorization_server_error",
@@ -71,6 +75,7 @@ impl Rejection {
         match self {
             Rejection::InvalidRequest { message, .. } | Rejection::InvalidToken(message) => message.clone(),
             Rejection::Unauthorized => "an access token is required".into(),
+            Rejection::CookieRejected(message) => Cow::Borrowed(message),
             Rejection::InsufficientScope(scopes) => {
                 format!("the access token lacks a required scope ({scopes})").into()
             }
@@ -109,7 +114,9 @@ impl ResponseError for Rejection {
     fn status_code(&self) -> StatusCode {
         match self {
             Rejection::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
-            Rejection::Unauthorized | Rejection::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Rejection::Unauthorized | Rejection::InvalidToken(_) | Rejection::CookieRejected(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             Rejection::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Rejection::NotFound => StatusCode::NOT_FOUND,
             Rejection::AuthorizationServerError | Rejection::UpstreamUnavailable => StatusCode::BAD_GATEWAY,

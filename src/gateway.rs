@@ -11,6 +11,8 @@ use crate::issuer::Issuer;
 use crate::jose::mint::PhantomSigner;
 use crate::metrics::Metrics;
 use crate::pipeline::route::RouteTable;
+use crate::token_handler::sessions::Sessions;
+use crate::token_handler::TokenHandler;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +27,9 @@ pub struct Gateway {
     /// Opaque token → grant.
     pub exchanger: Exchanger,
     /// The exchange cache.
-    pub cache: GrantCache,
+    pub cache: Arc<GrantCache>,
+    /// The token handler (OAuth Agent and Proxy), when enabled.
+    pub token_handler: Option<TokenHandler>,
     /// Shroud's own signing key (absent in `jwt` mode).
     pub signer: Option<Arc<PhantomSigner>>,
     /// Metrics.
@@ -64,7 +68,8 @@ impl Gateway {
         let metrics = Arc::new(Metrics::new());
         let http = as_client(Duration::from_millis(config.introspection.timeout_ms))?;
         let mode = config.introspection.response;
-        let issuer = Arc::new(Issuer::new(http.clone(), config.issuer.clone(), mode != ResponseMode::Json));
+        let needs_keys = mode != ResponseMode::Json || config.token_handler.enabled;
+        let issuer = Arc::new(Issuer::new(http.clone(), config.issuer.clone(), needs_keys));
         let signer = load_signer(&config)?;
         let sealer = if config.cache.key_secret.is_empty() {
             Sealer::random()
@@ -72,15 +77,21 @@ impl Gateway {
             Sealer::new(hex_key("cache.key_secret", config.cache.key_secret.expose())?)
         };
         let redis = match config.cache.backend {
-            CacheBackend::Redis => {
-                Some(RedisTier::new(&config.cache.redis_url).map_err(|e| BuildError::new("cache.redis_url", e))?)
-            }
+            CacheBackend::Redis => Some(Arc::new(
+                RedisTier::new(&config.cache.redis_url).map_err(|e| BuildError::new("cache.redis_url", e))?,
+            )),
             CacheBackend::Memory => None,
         };
-        let cache = GrantCache::new(&config.cache, sealer, redis, metrics.clone());
+        let cache = Arc::new(GrantCache::new(&config.cache, sealer.clone(), redis.clone(), metrics.clone()));
+        let token_handler = if config.token_handler.enabled {
+            let sessions = Arc::new(Sessions::new(sealer.clone(), redis));
+            Some(TokenHandler::build(&config, http.clone(), issuer.clone(), sealer, sessions)?)
+        } else {
+            None
+        };
         let client = IntrospectionClient::new(http, &config.introspection);
         let exchanger = Exchanger::new(&config, issuer.clone(), client, signer.clone(), metrics.clone());
         let routes = RouteTable::new(&config.routes);
-        Ok(Gateway { config, routes, issuer, exchanger, cache, signer, metrics })
+        Ok(Gateway { config, routes, issuer, exchanger, cache, token_handler, signer, metrics })
     }
 }

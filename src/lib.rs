@@ -5,6 +5,7 @@
 //! `docs/ARCHITECTURE.md` for the shape of the code and [`pipeline`] for the request's journey.
 
 pub mod cache;
+pub mod client_auth;
 pub mod config;
 pub mod error;
 pub mod exchange;
@@ -18,3 +19,4 @@ pub mod ops;
 pub mod pipeline;
 pub mod secret;
 pub mod server;
+pub mod token_handler;

@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::gateway::{BuildError, Gateway};
+use crate::token_handler::agent;
 use crate::{ops, pipeline};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
@@ -16,13 +17,17 @@ fn build(gateway: Arc<Gateway>) -> std::io::Result<(Server, SocketAddr)> {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
+    let agent_path = gateway.token_handler.as_ref().map(|th| th.config.base_path.clone());
     let data = web::Data::from(gateway);
     let server = HttpServer::new(move || {
-        App::new()
+        let mut app = App::new()
             .app_data(data.clone())
             .app_data(web::Data::new(pipeline::forward::upstream_client()))
-            .configure(ops::configure)
-            .default_service(web::to(pipeline::handle))
+            .configure(ops::configure);
+        if let Some(base_path) = &agent_path {
+            app = app.configure(agent::configure(base_path));
+        }
+        app.default_service(web::to(pipeline::handle))
     })
     .workers(workers)
     .disable_signals()
@@ -32,8 +37,12 @@ fn build(gateway: Arc<Gateway>) -> std::io::Result<(Server, SocketAddr)> {
     Ok((server.run(), addr))
 }
 
-/// Keeps trying discovery in the background until it succeeds, so `/readyz` turns ready without traffic.
+/// Background work: discovery until it succeeds (so `/readyz` turns ready without traffic), and the
+/// purge subscription when sessions are shared through Redis.
 fn discover_in_background(gateway: Arc<Gateway>) {
+    if let Some(th) = &gateway.token_handler {
+        actix_web::rt::spawn(th.sessions.clone().listen_for_purges(gateway.cache.clone()));
+    }
     actix_web::rt::spawn(async move {
         let mut wait = Duration::from_millis(250);
         loop {

@@ -95,7 +95,7 @@ pub trait CacheObserver: Send + Sync {
 /// The two-tier exchange cache.
 pub struct GrantCache {
     memory: Cache<CacheKey, Entry>,
-    redis: Option<redis::RedisTier>,
+    redis: Option<Arc<redis::RedisTier>>,
     sealer: Sealer,
     max_ttl: Duration,
     negative_ttl: Duration,
@@ -107,7 +107,7 @@ impl GrantCache {
     pub fn new(
         config: &CacheConfig,
         sealer: Sealer,
-        redis: Option<redis::RedisTier>,
+        redis: Option<Arc<redis::RedisTier>>,
         observer: Arc<dyn CacheObserver>,
     ) -> GrantCache {
         let memory = Cache::builder().max_capacity(config.max_entries).expire_after(EntryExpiry).build();
@@ -123,7 +123,31 @@ impl GrantCache {
 
     /// The Redis tier, if configured.
     pub fn redis(&self) -> Option<&redis::RedisTier> {
-        self.redis.as_ref()
+        self.redis.as_deref()
+    }
+
+    /// The cache key of `token`.
+    pub fn key(&self, token: &str) -> CacheKey {
+        self.sealer.key(token)
+    }
+
+    /// Drops entries from this instance's in-process tier only (what a purge message from another
+    /// instance asks for).
+    pub async fn forget_local(&self, keys: &[CacheKey]) {
+        for key in keys {
+            self.memory.invalidate(key).await;
+        }
+    }
+
+    /// Drops entries from both tiers.
+    pub async fn purge(&self, keys: &[CacheKey]) {
+        self.forget_local(keys).await;
+        if let Some(redis) = &self.redis {
+            let names: Vec<String> = keys.iter().map(redis_key).collect();
+            if let Err(e) = redis.delete(&names).await {
+                log::warn!("redis purge failed ({e}); entries expire with their TTL");
+            }
+        }
     }
 
     /// Entries in the in-process tier (approximate).
@@ -132,12 +156,17 @@ impl GrantCache {
     }
 
     /// The outcome for `token`: from a tier, or from `exchange` (run once for all concurrent callers).
-    pub async fn get_or_exchange<F, Fut>(&self, token: &str, exchange: F) -> Result<(Outcome, Tier), Rejection>
+    /// `key` must be [`GrantCache::key`] of `token`.
+    pub async fn get_or_exchange<F, Fut>(
+        &self,
+        token: &str,
+        key: CacheKey,
+        exchange: F,
+    ) -> Result<(Outcome, Tier), Rejection>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Exchanged, Rejection>>,
     {
-        let key = self.sealer.key(token);
         if let Some(entry) = self.memory.get(&key).await {
             if still_valid(&entry.outcome) {
                 self.observer.lookup(Tier::Memory, true);
@@ -160,7 +189,7 @@ impl GrantCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Exchanged, Rejection>>,
     {
-        let redis_key = format!("shroud:v1:grant:{}", hex::encode(key));
+        let redis_key = redis_key(&key);
         if let Some(redis) = &self.redis {
             match redis.get(&redis_key).await {
                 Ok(Some(sealed)) => match self.unseal(token, &key, &sealed) {
@@ -217,6 +246,11 @@ impl GrantCache {
         };
         exchanged.max_age.map_or(ttl, |max_age| ttl.min(Duration::from_secs(max_age)))
     }
+}
+
+/// The Redis key of a grant.
+fn redis_key(key: &CacheKey) -> String {
+    format!("shroud:v1:grant:{}", hex::encode(key))
 }
 
 fn still_valid(outcome: &Outcome) -> bool {

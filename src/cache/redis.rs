@@ -56,6 +56,63 @@ impl RedisTier {
         self.run(redis::cmd("SET").arg(key).arg(value).arg("PX").arg(millis)).await
     }
 
+    /// SADD `members` to the set `key` and (re)set its expiry.
+    pub async fn add_to_set(&self, key: &str, members: &[String], ttl: Duration) -> Result<(), String> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("SADD")
+            .arg(key)
+            .arg(members)
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(key)
+            .arg(ttl.as_secs().max(1))
+            .ignore();
+        let mut connection = self.connection().await?;
+        tokio::time::timeout(OPERATION_TIMEOUT, pipe.query_async::<()>(&mut connection))
+            .await
+            .map_err(|_| "operation timed out".to_string())?
+            .map_err(|e| format!("{:?}", e.kind()))
+    }
+
+    /// SMEMBERS `key`.
+    pub async fn set_members(&self, key: &str) -> Result<Vec<String>, String> {
+        self.run(redis::cmd("SMEMBERS").arg(key)).await
+    }
+
+    /// SET `key` to "1" with an expiry in seconds.
+    pub async fn set_flag(&self, key: &str, ttl: Duration) -> Result<(), String> {
+        self.run(redis::cmd("SET").arg(key).arg("1").arg("EX").arg(ttl.as_secs().max(1))).await
+    }
+
+    /// EXISTS `key`.
+    pub async fn exists(&self, key: &str) -> Result<bool, String> {
+        self.run(redis::cmd("EXISTS").arg(key)).await
+    }
+
+    /// DEL `keys`.
+    pub async fn delete(&self, keys: &[String]) -> Result<(), String> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.run::<i64>(redis::cmd("DEL").arg(keys)).await.map(|_| ())
+    }
+
+    /// PUBLISH `message` on `channel`.
+    pub async fn publish(&self, channel: &str, message: &str) -> Result<(), String> {
+        self.run::<i64>(redis::cmd("PUBLISH").arg(channel).arg(message)).await.map(|_| ())
+    }
+
+    /// A dedicated connection subscribed to `channel`.
+    pub async fn subscribe(&self, channel: &str) -> Result<redis::aio::PubSub, String> {
+        let mut pubsub = tokio::time::timeout(OPERATION_TIMEOUT, self.client.get_async_pubsub())
+            .await
+            .map_err(|_| "connect timed out".to_string())?
+            .map_err(|e| format!("{:?}", e.kind()))?;
+        pubsub.subscribe(channel).await.map_err(|e| format!("{:?}", e.kind()))?;
+        Ok(pubsub)
+    }
+
     /// Whether Redis answers PING.
     pub async fn ping(&self) -> bool {
         self.run::<String>(&redis::cmd("PING")).await.is_ok()

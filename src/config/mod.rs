@@ -31,6 +31,9 @@ pub struct Config {
     /// `[cache]`: in-process and Redis tiers.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// `[token_handler]`: the OAuth Agent and OAuth Proxy for single-page apps.
+    #[serde(default)]
+    pub token_handler: TokenHandlerConfig,
     /// `[[routes]]`: what is proxied where, with which credential and policy.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
@@ -223,6 +226,59 @@ pub enum CredentialKind {
     Bearer,
     /// No credential: the request is forwarded without one (any Authorization header is removed).
     None,
+    /// Only the token handler's cookies (OAuth Proxy: Origin, CSRF, decrypt the access-token cookie).
+    Cookie,
+    /// A bearer token when an Authorization header is present (a malformed one is a 400), else cookies.
+    Any,
+}
+
+/// `[token_handler]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenHandlerConfig {
+    /// Whether the OAuth Agent endpoints and cookie routes are on.
+    pub enabled: bool,
+    /// Path under which the OAuth Agent API is served.
+    pub base_path: String,
+    /// The SPA's client id at the authorization server.
+    pub client_id: String,
+    /// Its secret (prefer `SHROUD__TOKEN_HANDLER__CLIENT_SECRET`).
+    pub client_secret: Secret,
+    /// The SPA page the authorization server redirects back to.
+    pub redirect_uri: String,
+    /// Where the end-session endpoint sends the browser after logout.
+    pub post_logout_redirect_uri: String,
+    /// Scopes requested at login.
+    pub scope: String,
+    /// Exact origins (`scheme://host[:port]`) allowed to call the agent and cookie routes.
+    pub trusted_web_origins: Vec<String>,
+    /// Cookie names are `<prefix>-login`, `-at`, `-auth`, `-id`, `-csrf`; the CSRF header is `x-<prefix>-csrf`.
+    pub cookie_name_prefix: String,
+    /// 64-hex AES-256 keys: the first encrypts, every one decrypts (rotation).
+    pub cookie_encryption_keys: Vec<Secret>,
+    /// `Domain` attribute of the cookies; empty = host-only cookies.
+    pub cookie_domain: String,
+    /// `Secure` attribute; false only for plain-http local development.
+    pub cookie_secure: bool,
+}
+
+impl Default for TokenHandlerConfig {
+    fn default() -> Self {
+        TokenHandlerConfig {
+            enabled: false,
+            base_path: "/oauth-agent".into(),
+            client_id: "webapp".into(),
+            client_secret: Secret::default(),
+            redirect_uri: "http://127.0.0.1:8080/callback".into(),
+            post_logout_redirect_uri: "http://127.0.0.1:8080/".into(),
+            scope: "openid profile read".into(),
+            trusted_web_origins: vec!["http://127.0.0.1:8080".into()],
+            cookie_name_prefix: "shroud".into(),
+            cookie_encryption_keys: Vec::new(),
+            cookie_domain: String::new(),
+            cookie_secure: true,
+        }
+    }
 }
 
 /// `[[routes]]`
@@ -233,7 +289,7 @@ pub struct RouteConfig {
     pub path_prefix: String,
     /// Base URL of the upstream.
     pub upstream: String,
-    /// `bearer` or `none`.
+    /// `bearer`, `none`, `cookie` or `any`.
     #[serde(default = "default_credentials")]
     pub credentials: CredentialKind,
     /// Scopes that must all be in the token's `scope`.

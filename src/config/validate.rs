@@ -80,7 +80,60 @@ impl Config {
         }
         self.validate_introspection()?;
         self.validate_cache()?;
+        self.validate_token_handler()?;
         self.validate_routes()
+    }
+
+    fn validate_token_handler(&self) -> Result<(), ConfigError> {
+        let t = &self.token_handler;
+        if !t.enabled {
+            return Ok(());
+        }
+        let key = |name: &str| format!("token_handler.{name}");
+        if !t.base_path.starts_with('/') || t.base_path.len() < 2 || t.base_path.ends_with('/') {
+            return Err(ConfigError::new(key("base_path"), "must start with '/' and not end with '/'"));
+        }
+        if t.client_id.is_empty() {
+            return Err(ConfigError::new(key("client_id"), "is required"));
+        }
+        if t.client_secret.is_empty() {
+            return Err(ConfigError::new(
+                key("client_secret"),
+                "is required (set it in the file or as SHROUD__TOKEN_HANDLER__CLIENT_SECRET)",
+            ));
+        }
+        http_url(&key("redirect_uri"), &t.redirect_uri)?;
+        http_url(&key("post_logout_redirect_uri"), &t.post_logout_redirect_uri)?;
+        if t.trusted_web_origins.is_empty() {
+            return Err(ConfigError::new(key("trusted_web_origins"), "needs at least one origin"));
+        }
+        for origin in &t.trusted_web_origins {
+            let parsed = http_url(&key("trusted_web_origins"), origin)?;
+            if parsed.origin().ascii_serialization() != *origin {
+                return Err(ConfigError::new(
+                    key("trusted_web_origins"),
+                    format!("{origin} is not an origin (scheme://host[:port], no path or trailing slash)"),
+                ));
+            }
+        }
+        let prefix_ok = !t.cookie_name_prefix.is_empty()
+            && t.cookie_name_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !prefix_ok {
+            return Err(ConfigError::new(key("cookie_name_prefix"), "letters, digits, '-' and '_' only"));
+        }
+        if t.cookie_encryption_keys.is_empty() {
+            return Err(ConfigError::new(
+                key("cookie_encryption_keys"),
+                "needs at least one 64-hex key (`shroud keygen` makes one)",
+            ));
+        }
+        for k in &t.cookie_encryption_keys {
+            hex_key(&key("cookie_encryption_keys"), k.expose())?;
+        }
+        if t.cookie_domain.contains([';', ' ', ',']) {
+            return Err(ConfigError::new(key("cookie_domain"), "not a domain"));
+        }
+        Ok(())
     }
 
     fn validate_introspection(&self) -> Result<(), ConfigError> {
@@ -157,6 +210,13 @@ impl Config {
                 if scope.is_empty() || scope.contains(char::is_whitespace) {
                     return Err(ConfigError::new(key("required_scopes"), "scopes are non-empty words without spaces"));
                 }
+            }
+            if matches!(route.credentials, CredentialKind::Cookie | CredentialKind::Any) && !self.token_handler.enabled
+            {
+                return Err(ConfigError::new(
+                    key("credentials"),
+                    "cookie credentials need [token_handler] enabled = true",
+                ));
             }
             if route.credentials == CredentialKind::None && !route.required_scopes.is_empty() {
                 return Err(ConfigError::new(

@@ -1,10 +1,9 @@
 //! The introspection call: request building (client authentication, `Accept` by mode) and the raw answer.
 
+use crate::client_auth::basic_authorization;
 use crate::config::{AuthMethod, IntrospectionConfig, ResponseMode};
 use crate::issuer::without_url;
 use crate::secret::Secret;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use url::form_urlencoded;
 
 /// The `Accept` header sent in each mode.
@@ -61,10 +60,6 @@ pub fn max_age(cache_control: &str) -> Option<u64> {
     })
 }
 
-fn form_encode(value: &str) -> String {
-    form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
-
 impl IntrospectionClient {
     /// A client for the configured credentials and mode.
     pub fn new(http: reqwest::Client, config: &IntrospectionConfig) -> Self {
@@ -84,9 +79,8 @@ impl IntrospectionClient {
         let mut request = self.http.post(endpoint).header("accept", accept_for(self.mode));
         match self.auth_method {
             AuthMethod::ClientSecretBasic => {
-                // RFC 6749 §2.3.1: both parts are form-encoded before base64.
-                let pair = format!("{}:{}", form_encode(&self.client_id), form_encode(self.client_secret.expose()));
-                request = request.header("authorization", format!("Basic {}", STANDARD.encode(pair)));
+                request =
+                    request.header("authorization", basic_authorization(&self.client_id, self.client_secret.expose()));
             }
             AuthMethod::ClientSecretPost => {
                 form.append_pair("client_id", &self.client_id)
@@ -120,6 +114,8 @@ impl IntrospectionClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
 
     fn client(method: AuthMethod) -> IntrospectionClient {
         let config = IntrospectionConfig {

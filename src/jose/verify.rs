@@ -13,6 +13,29 @@ pub enum TypRule {
     IntrospectionResponse,
     /// An access token: any `typ` except an introspection response (no cross-JWT confusion).
     AccessToken,
+    /// An OIDC ID token: no `typ`, or `JWT`; never an access token, introspection or logout token.
+    IdToken,
+    /// An OIDC Back-Channel Logout token: no `typ`, `JWT` or `logout+jwt`.
+    LogoutToken,
+}
+
+fn media_type(typ: &str) -> String {
+    let lower = typ.to_ascii_lowercase();
+    lower.strip_prefix("application/").map(str::to_string).unwrap_or(lower)
+}
+
+impl TypRule {
+    /// Whether a JWT with header `typ` may be taken for what this rule describes.
+    pub fn allows(&self, typ: Option<&str>) -> bool {
+        let typ = typ.map(media_type);
+        match (self, typ.as_deref()) {
+            (TypRule::IntrospectionResponse, Some(t)) => t == "token-introspection+jwt",
+            (TypRule::IntrospectionResponse, None) => false,
+            (TypRule::AccessToken, t) => t != Some("token-introspection+jwt") && t != Some("logout+jwt"),
+            (TypRule::IdToken, t) => matches!(t, None | Some("jwt")),
+            (TypRule::LogoutToken, t) => matches!(t, None | Some("jwt") | Some("logout+jwt")),
+        }
+    }
 }
 
 /// The checks a JWT must pass besides its signature.
@@ -91,11 +114,6 @@ pub struct Verified {
     pub claims: Map<String, Value>,
 }
 
-fn typ_is_introspection(typ: Option<&str>) -> bool {
-    typ.map(|t| t.to_ascii_lowercase())
-        .is_some_and(|t| t == "token-introspection+jwt" || t == "application/token-introspection+jwt")
-}
-
 fn numeric(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, VerifyError> {
     match claims.get(name) {
         None | Some(Value::Null) => Ok(None),
@@ -143,11 +161,8 @@ pub fn verify(token: &str, keys: &KeySet, expect: &Expectations<'_>) -> Result<V
 }
 
 fn check_claims(typ: Option<&str>, claims: &Map<String, Value>, expect: &Expectations<'_>) -> Result<(), VerifyError> {
-    let is_introspection = typ_is_introspection(typ);
-    match expect.typ {
-        TypRule::IntrospectionResponse if !is_introspection => return Err(VerifyError::Type),
-        TypRule::AccessToken if is_introspection => return Err(VerifyError::Type),
-        _ => {}
+    if !expect.typ.allows(typ) {
+        return Err(VerifyError::Type);
     }
     if claims.get("iss").and_then(Value::as_str) != Some(expect.issuer) {
         return Err(VerifyError::Issuer);
@@ -229,5 +244,15 @@ mod tests {
         assert_eq!(check_claims(None, &no_exp, &e), Err(VerifyError::MissingExp));
         let nbf = claims(json!({"iss": "https://as", "exp": 5000, "nbf": 1500}));
         assert_eq!(check_claims(None, &nbf, &e), Err(VerifyError::NotYetValid));
+    }
+
+    #[test]
+    fn each_kind_of_jwt_has_its_types() {
+        assert!(TypRule::IdToken.allows(None) && TypRule::IdToken.allows(Some("JWT")));
+        assert!(!TypRule::IdToken.allows(Some("at+jwt")) && !TypRule::IdToken.allows(Some("logout+jwt")));
+        assert!(TypRule::LogoutToken.allows(Some("logout+jwt")) && TypRule::LogoutToken.allows(None));
+        assert!(!TypRule::LogoutToken.allows(Some("at+jwt")));
+        assert!(!TypRule::AccessToken.allows(Some("application/logout+jwt")));
+        assert!(TypRule::AccessToken.allows(Some("at+jwt")) && TypRule::AccessToken.allows(None));
     }
 }

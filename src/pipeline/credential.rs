@@ -2,18 +2,50 @@
 
 use crate::config::CredentialKind;
 use crate::error::Rejection;
+use crate::token_handler::{proxy, TokenHandler};
 use actix_web::http::header::{HeaderMap, AUTHORIZATION};
+use actix_web::HttpRequest;
 
 /// Longest accepted access token, in bytes.
 pub const MAX_TOKEN_LEN: usize = 4096;
 
 /// The credential a request presents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential<'a> {
     /// An opaque bearer token.
     Bearer(&'a str),
+    /// An opaque access token from the token handler's cookie.
+    Cookie(String),
     /// None (routes with `credentials = "none"`).
     None,
+}
+
+impl Credential<'_> {
+    /// The opaque token, if any.
+    pub fn token(&self) -> Option<&str> {
+        match self {
+            Credential::Bearer(token) => Some(token),
+            Credential::Cookie(token) => Some(token),
+            Credential::None => None,
+        }
+    }
+}
+
+/// Extracts the credential the route asks for: bearer (RFC 6750), cookie (OAuth Proxy), either, or none.
+/// For `any`, an Authorization header decides: present means bearer, malformed means 400.
+pub fn extract<'r>(
+    kind: CredentialKind,
+    req: &'r HttpRequest,
+    token_handler: Option<&TokenHandler>,
+) -> Result<Credential<'r>, Rejection> {
+    let cookies = || token_handler.ok_or(Rejection::CookieRejected("the token handler is not enabled"));
+    match kind {
+        CredentialKind::None => Ok(Credential::None),
+        CredentialKind::Bearer => bearer(req.headers()),
+        CredentialKind::Cookie => proxy::access_token(cookies()?, req).map(Credential::Cookie),
+        CredentialKind::Any if req.headers().contains_key(AUTHORIZATION) => bearer(req.headers()),
+        CredentialKind::Any => proxy::access_token(cookies()?, req).map(Credential::Cookie),
+    }
 }
 
 /// RFC 6750 §2.1 `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
@@ -23,15 +55,12 @@ fn is_b64token(token: &str) -> bool {
         && body.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
 }
 
-/// Extracts the credential the route asks for.
+/// Parses `Authorization: Bearer`.
 ///
 /// Missing header, or another scheme (Basic, …) → 401 without an error code. Several Authorization
 /// headers, a malformed Bearer value, a token over [`MAX_TOKEN_LEN`] or with characters outside
 /// b64token → 400 `invalid_request`; never a fallback to another credential.
-pub fn extract(kind: CredentialKind, headers: &HeaderMap) -> Result<Credential<'_>, Rejection> {
-    if kind == CredentialKind::None {
-        return Ok(Credential::None);
-    }
+pub fn bearer(headers: &HeaderMap) -> Result<Credential<'_>, Rejection> {
     let mut values = headers.get_all(AUTHORIZATION);
     let value = values.next().ok_or(Rejection::Unauthorized)?;
     if values.next().is_some() {
@@ -65,32 +94,24 @@ mod tests {
         map
     }
 
-    fn bearer(values: &[&str]) -> Result<Option<String>, Rejection> {
+    fn parse(values: &[&str]) -> Result<Option<String>, Rejection> {
         let h = headers(values);
-        extract(CredentialKind::Bearer, &h).map(|c| match c {
-            Credential::Bearer(t) => Some(t.to_string()),
-            Credential::None => None,
-        })
+        bearer(&h).map(|c| c.token().map(str::to_string))
     }
 
     #[test]
     fn bearer_tokens_are_parsed_strictly() {
-        assert_eq!(bearer(&["Bearer abc.DEF-_~+/=="]).unwrap().as_deref(), Some("abc.DEF-_~+/=="));
-        assert_eq!(bearer(&["bEaReR  tok"]).unwrap().as_deref(), Some("tok"));
-        assert_eq!(bearer(&[]).unwrap_err(), Rejection::Unauthorized);
-        assert_eq!(bearer(&["Basic dXNlcjpwYXNz"]).unwrap_err(), Rejection::Unauthorized);
+        assert_eq!(parse(&["Bearer abc.DEF-_~+/=="]).unwrap().as_deref(), Some("abc.DEF-_~+/=="));
+        assert_eq!(parse(&["bEaReR  tok"]).unwrap().as_deref(), Some("tok"));
+        assert_eq!(parse(&[]).unwrap_err(), Rejection::Unauthorized);
+        assert_eq!(parse(&["Basic dXNlcjpwYXNz"]).unwrap_err(), Rejection::Unauthorized);
         for bad in ["Bearer", "Bearer ", "Bearer a b", "Bearer a,b", "Bearer =abc", "Bearer tok "] {
-            assert_eq!(bearer(&[bad]).unwrap_err().code(), "invalid_request", "{bad}");
+            assert_eq!(parse(&[bad]).unwrap_err().code(), "invalid_request", "{bad}");
         }
-        assert_eq!(bearer(&["Bearer a", "Bearer b"]).unwrap_err().code(), "invalid_request");
+        assert_eq!(parse(&["Bearer a", "Bearer b"]).unwrap_err().code(), "invalid_request");
         let long = format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN + 1));
-        assert_eq!(bearer(&[&long]).unwrap_err().code(), "invalid_request");
+        assert_eq!(parse(&[&long]).unwrap_err().code(), "invalid_request");
         let max = format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN));
-        assert!(bearer(&[&max]).is_ok());
-    }
-
-    #[test]
-    fn none_routes_ignore_headers() {
-        assert_eq!(extract(CredentialKind::None, &headers(&["Bearer a", "Bearer b"])), Ok(Credential::None));
+        assert!(parse(&[&max]).is_ok());
     }
 }

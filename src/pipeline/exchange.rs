@@ -2,7 +2,7 @@
 //! and, on a miss, the [`Exchanger`](crate::exchange::Exchanger). The only stage that talks to the AS.
 
 use super::credential::Credential;
-use crate::cache::{Outcome, Tier};
+use crate::cache::{Exchanged, Outcome, Tier};
 use crate::error::Rejection;
 use crate::gateway::Gateway;
 use crate::grant::Grant;
@@ -17,12 +17,26 @@ pub struct Exchange {
     pub tier: Option<Tier>,
 }
 
-/// Exchanges the credential. Inactive tokens → 401 `invalid_token`.
-pub async fn exchange(gateway: &Gateway, credential: Credential<'_>) -> Result<Exchange, Rejection> {
-    let Credential::Bearer(token) = credential else {
+/// Exchanges the credential. Inactive tokens, and tokens of sessions ended by a logout, → 401
+/// `invalid_token`.
+pub async fn exchange(gateway: &Gateway, credential: &Credential<'_>) -> Result<Exchange, Rejection> {
+    let Some(token) = credential.token() else {
         return Ok(Exchange::default());
     };
-    let (outcome, tier) = gateway.cache.get_or_exchange(token, || gateway.exchanger.exchange(token)).await?;
+    let key = gateway.cache.key(token);
+    let sessions = gateway.token_handler.as_ref().map(|th| &th.sessions);
+    if sessions.is_some_and(|s| s.is_denied(&key)) {
+        return Err(Rejection::InvalidToken("the session has ended".into()));
+    }
+    let load = || async move {
+        if let Some(sessions) = sessions {
+            if sessions.is_denied_shared(&key).await {
+                return Ok(Exchanged { outcome: Outcome::Inactive, max_age: None });
+            }
+        }
+        gateway.exchanger.exchange(token).await
+    };
+    let (outcome, tier) = gateway.cache.get_or_exchange(token, key, load).await?;
     match outcome {
         Outcome::Active(grant) => Ok(Exchange { grant: Some(grant), tier: Some(tier) }),
         Outcome::Inactive => Err(Rejection::InvalidToken("the access token is not active".into())),

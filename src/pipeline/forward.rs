@@ -5,6 +5,7 @@
 use super::route::Route;
 use crate::error::Rejection;
 use crate::grant::Grant;
+use crate::token_handler::cookies::CookieJar;
 use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -27,6 +28,51 @@ const HOP_BY_HOP: &[&str] = &[
 /// Request headers Shroud sets itself, so the client's copies are dropped.
 const REPLACED: &[&str] =
     &["host", "authorization", "content-length", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+
+/// What happens to cookies on the way upstream.
+#[derive(Clone, Copy)]
+pub enum CookiePolicy<'a> {
+    /// No token handler: cookies pass unchanged.
+    Keep,
+    /// Other routes: the token handler's own cookies and CSRF header are removed, the rest pass.
+    StripOwn(&'a CookieJar),
+    /// Cookie routes: the whole `Cookie` header and the CSRF header are removed.
+    StripAll(&'a CookieJar),
+}
+
+impl<'a> CookiePolicy<'a> {
+    /// The policy for `route`, given the token handler's cookie jar if enabled.
+    pub fn for_route(route: &Route, jar: Option<&'a CookieJar>) -> CookiePolicy<'a> {
+        match jar {
+            None => CookiePolicy::Keep,
+            Some(jar) if route.takes_cookies() => CookiePolicy::StripAll(jar),
+            Some(jar) => CookiePolicy::StripOwn(jar),
+        }
+    }
+
+    /// Appends the request header `name: value` to `out` as the policy says.
+    fn pass(&self, name: &HeaderName, value: &HeaderValue, out: &mut HeaderMap) {
+        let jar = match self {
+            CookiePolicy::Keep => {
+                out.append(name.clone(), value.clone());
+                return;
+            }
+            CookiePolicy::StripOwn(jar) | CookiePolicy::StripAll(jar) => jar,
+        };
+        if name == jar.csrf_header() {
+            return;
+        }
+        if name != header::COOKIE {
+            out.append(name.clone(), value.clone());
+            return;
+        }
+        if let (CookiePolicy::StripOwn(_), Ok(text)) = (self, value.to_str()) {
+            if let Some(kept) = jar.without_own(text).and_then(|k| HeaderValue::from_str(&k).ok()) {
+                out.append(name.clone(), kept);
+            }
+        }
+    }
+}
 
 /// Builds the per-worker upstream client: pooled keep-alive connections, no redirects, no decompression.
 pub fn upstream_client() -> awc::Client {
@@ -55,12 +101,12 @@ fn connection_listed(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-fn request_headers(req: &HttpRequest, grant: Option<&Grant>, out: &mut HeaderMap) {
+fn request_headers(req: &HttpRequest, grant: Option<&Grant>, cookies: CookiePolicy<'_>, out: &mut HeaderMap) {
     let incoming = req.headers();
     let listed = connection_listed(incoming);
     for (name, value) in incoming.iter() {
         if !is_hop_by_hop(name, &listed) && !REPLACED.contains(&name.as_str()) {
-            out.append(name.clone(), value.clone());
+            cookies.pass(name, value, out);
         }
     }
     if let Some(grant) = grant {
@@ -90,11 +136,12 @@ pub async fn forward(
     req: &HttpRequest,
     payload: web::Payload,
     grant: Option<&Grant>,
+    cookies: CookiePolicy<'_>,
     client: &awc::Client,
 ) -> Result<HttpResponse, Rejection> {
     let url = route.upstream_url(path, req.query_string());
     let mut upstream = client.request(req.method().clone(), url).no_decompress().timeout(route.timeout);
-    request_headers(req, grant, upstream.headers_mut());
+    request_headers(req, grant, cookies, upstream.headers_mut());
     let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
     let sent = match (content_length(req.headers()), chunked) {
         (_, true) => upstream.send_stream(payload).await,

@@ -15,6 +15,8 @@ pub mod route;
 use crate::cache::Tier;
 use crate::error::Rejection;
 use crate::gateway::Gateway;
+use crate::token_handler::proxy;
+use actix_web::http::header::HeaderValue;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use std::time::Instant;
 
@@ -23,6 +25,8 @@ use std::time::Instant;
 struct Trace<'g> {
     route: Option<&'g str>,
     tier: Option<Tier>,
+    /// A trusted Origin on a cookie route: every answer gets CORS headers for it.
+    cors_origin: Option<HeaderValue>,
 }
 
 /// The journey itself: route → credential → exchange → policy → forward.
@@ -35,11 +39,19 @@ async fn journey<'g>(
 ) -> Result<HttpResponse, Rejection> {
     let (route, path) = gateway.routes.select(req.path())?;
     trace.route = Some(&route.prefix);
-    let credential = credential::extract(route.credentials, req.headers())?;
-    let exchanged = exchange::exchange(gateway, credential).await?;
+    let token_handler = gateway.token_handler.as_ref();
+    if let (Some(th), true) = (token_handler, route.takes_cookies()) {
+        trace.cors_origin = proxy::trusted_origin(th, req);
+        if let Some(answer) = proxy::preflight(th, req) {
+            return answer;
+        }
+    }
+    let credential = credential::extract(route.credentials, req, token_handler)?;
+    let exchanged = exchange::exchange(gateway, &credential).await?;
     trace.tier = exchanged.tier;
     policy::authorize(route, exchanged.grant.as_deref())?;
-    forward::forward(route, &path, req, payload, exchanged.grant.as_deref(), client).await
+    let cookies = forward::CookiePolicy::for_route(route, token_handler.map(|th| &th.jar));
+    forward::forward(route, &path, req, payload, exchanged.grant.as_deref(), cookies, client).await
 }
 
 /// The handler for every proxied request.
@@ -51,10 +63,13 @@ pub async fn handle(
 ) -> HttpResponse {
     let started = Instant::now();
     let mut trace = Trace::default();
-    let response = match journey(&gateway, &client, &req, payload, &mut trace).await {
+    let mut response = match journey(&gateway, &client, &req, payload, &mut trace).await {
         Ok(response) => response,
         Err(rejection) => rejection.error_response(),
     };
+    if let (Some(origin), Some(th)) = (&trace.cors_origin, &gateway.token_handler) {
+        th.cors.decorate(response.headers_mut(), origin);
+    }
     let elapsed = started.elapsed();
     let route = trace.route.unwrap_or("-");
     let cache = trace.tier.map_or("-", |t| t.label());

@@ -41,6 +41,11 @@ impl Route {
         }
     }
 
+    /// Whether the route reads the token handler's cookies (`cookie` or `any`).
+    pub fn takes_cookies(&self) -> bool {
+        matches!(self.credentials, CredentialKind::Cookie | CredentialKind::Any)
+    }
+
     fn matches(&self, path: &str) -> bool {
         self.prefix == "/"
             || (path.starts_with(&self.prefix) && matches!(path.as_bytes().get(self.prefix.len()), None | Some(b'/')))

@@ -7,11 +7,18 @@
 //! * `GET /jwks` with the current public signing key,
 //! * `POST /introspect` (RFC 7662 JSON, RFC 9701 `application/token-introspection+jwt`, or
 //!   the phantom-token `application/jwt` contract, chosen by the `Accept` header),
-//! * `POST /token` (client credentials grant, for demos),
-//! * `POST /revoke`.
+//! * `GET /authorize`: the authorization-code flow with PKCE S256 for one registered web
+//!   client, logging a configurable user in without any human interaction,
+//! * `POST /token` (client credentials, authorization code and refresh token grants; refresh
+//!   tokens rotate),
+//! * `GET|POST /userinfo`,
+//! * `POST /revoke` (access and refresh tokens, RFC 7009),
+//! * `GET /logout` (a stub end-session endpoint).
 //!
 //! Opaque tokens are registered with [`FakeAs::issue`]; the answers can be slowed down,
 //! replaced by an error status or corrupted in many ways through [`Behaviour`] and [`Tamper`].
+//! OIDC Back-Channel Logout tokens for the sessions created by the login flow are minted with
+//! [`FakeAs::logout_token`].
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -29,6 +36,10 @@ use base64::Engine;
 use josekit::jwk::{Ed25519, KeyPair};
 use josekit::jws::{EdDSA, JwsSigner, ES256, HS256, RS256};
 use serde_json::{json, Map, Value};
+
+mod code_flow;
+
+use code_flow::Flow;
 
 /// Which discovery document(s) the fake authorization server publishes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -56,6 +67,15 @@ pub struct FakeAsOptions {
     pub client_secret: String,
     /// Which well-known discovery path(s) answer; the others answer 404.
     pub discovery: Discovery,
+    /// The client id of the registered web client (the token handler) that may use the
+    /// authorization-code flow. Default `"webapp"`.
+    pub web_client_id: String,
+    /// The secret of the web client (HTTP Basic or `client_secret_post`). Default
+    /// `"webapp-secret"`.
+    pub web_client_secret: String,
+    /// The only `redirect_uri` the web client may use (exact string match). Default
+    /// `"http://127.0.0.1:8080/callback"`.
+    pub web_redirect_uri: String,
 }
 
 impl Default for FakeAsOptions {
@@ -66,6 +86,9 @@ impl Default for FakeAsOptions {
             client_id: "gateway".to_string(),
             client_secret: "gateway-secret".to_string(),
             discovery: Discovery::Oidc,
+            web_client_id: "webapp".to_string(),
+            web_client_secret: "webapp-secret".to_string(),
+            web_redirect_uri: "http://127.0.0.1:8080/callback".to_string(),
         }
     }
 }
@@ -190,6 +213,47 @@ pub struct IntrospectionRecord {
     pub client_id: Option<String>,
 }
 
+/// What to put into an OIDC Back-Channel Logout token minted by [`FakeAs::logout_token`].
+///
+/// The default is a well-formed token without `sid` or `sub` (set at least one of them for a
+/// token that is valid under the specification): `events` present, no `nonce`, the real key,
+/// `iss` = the issuer, `aud` = the web client id and `iat` = now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogoutSpec {
+    /// The `sid` claim (the session id, as in the ID token); omitted when `None`.
+    pub sid: Option<String>,
+    /// The `sub` claim; omitted when `None`.
+    pub sub: Option<String>,
+    /// The `aud` claim; `None` means the web client id.
+    pub aud: Option<String>,
+    /// The `iat` claim in unix seconds; `None` means now. `exp` is always `iat + 120`.
+    pub iat: Option<i64>,
+    /// Adds a `nonce` claim (which a logout token must not have).
+    pub nonce: bool,
+    /// Includes the `events` claim with the back-channel logout event (default `true`);
+    /// `false` omits the claim altogether.
+    pub events: bool,
+    /// Signs with a key that is not in the JWKS, under the real `kid`.
+    pub wrong_key: bool,
+    /// The `iss` claim; `None` means the issuer ([`FakeAs::url`]).
+    pub iss: Option<String>,
+}
+
+impl Default for LogoutSpec {
+    fn default() -> Self {
+        LogoutSpec {
+            sid: None,
+            sub: None,
+            aud: None,
+            iat: None,
+            nonce: false,
+            events: true,
+            wrong_key: false,
+            iss: None,
+        }
+    }
+}
+
 /// A fake OAuth 2.0 / OIDC authorization server served over real HTTP on 127.0.0.1.
 ///
 /// The server runs on its own thread with a one-worker actix-web server and stops when
@@ -226,6 +290,9 @@ impl FakeAs {
             jwks_fetches: AtomicUsize::new(0),
             discovery_fetches: AtomicUsize::new(0),
             last: Mutex::new(None),
+            flow: Mutex::new(Flow::new()),
+            refresh_grants: AtomicUsize::new(0),
+            userinfo_calls: AtomicUsize::new(0),
         });
 
         let data = web::Data::from(inner.clone());
@@ -317,6 +384,71 @@ impl FakeAs {
     pub fn kid(&self) -> String {
         self.inner.current_key().kid.clone()
     }
+
+    /// The query parameters (decoded, in order) of the last `GET /authorize` request,
+    /// whatever its outcome; `None` before the first one.
+    pub fn last_authorize(&self) -> Option<Vec<(String, String)>> {
+        lock(&self.inner.flow).last_authorize.clone()
+    }
+
+    /// Sets the subject that later `GET /authorize` requests log in (default `"alice"`).
+    pub fn set_login_user(&self, sub: &str) {
+        lock(&self.inner.flow).login_user = sub.to_string();
+    }
+
+    /// When `Some(error)`, valid `GET /authorize` requests redirect back with
+    /// `error=<error>&error_description=...&state=<state>` instead of a code; `None`
+    /// (the default) restores normal logins.
+    pub fn set_authorize_error(&self, error: Option<&str>) {
+        lock(&self.inner.flow).authorize_error = error.map(str::to_string);
+    }
+
+    /// Number of `refresh_token` grant requests to `POST /token` so far, successful or not.
+    pub fn refresh_grants(&self) -> usize {
+        self.inner.refresh_grants.load(Ordering::SeqCst)
+    }
+
+    /// Makes the token endpoint sleep (asynchronously) this long before it handles a
+    /// `refresh_token` grant; `0` (the default) means no delay.
+    pub fn set_refresh_delay_ms(&self, ms: u64) {
+        lock(&self.inner.flow).refresh_delay_ms = ms;
+    }
+
+    /// Sets the lifetime (`expires_in`, and so `exp`) of access tokens issued from now on by
+    /// every grant of the token endpoint; default 300. Zero or negative values issue tokens
+    /// that are already (about to be) expired. Refresh tokens never expire.
+    pub fn set_access_ttl(&self, secs: i64) {
+        lock(&self.inner.flow).access_ttl = secs;
+    }
+
+    /// Whether `refresh_token` grants also return a fresh `id_token` (same `sub`, `sid` and
+    /// `auth_time`, no `nonce`); default `false`.
+    pub fn set_id_token_on_refresh(&self, on: bool) {
+        lock(&self.inner.flow).id_token_on_refresh = on;
+    }
+
+    /// Number of requests to the userinfo endpoint so far, whatever their outcome.
+    pub fn userinfo_calls(&self) -> usize {
+        self.inner.userinfo_calls.load(Ordering::SeqCst)
+    }
+
+    /// Every `token` value accepted by `POST /revoke` so far, in order (known or not).
+    /// Tokens revoked with [`FakeAs::revoke`] are not listed.
+    pub fn revoked(&self) -> Vec<String> {
+        lock(&self.inner.flow).revoked.clone()
+    }
+
+    /// The login session an access token issued by the authorization-code or refresh grant
+    /// belongs to, as `(sid, sub)`; `None` for other or unknown tokens. The answer does not
+    /// depend on whether the token is still active.
+    pub fn session_of(&self, access_token: &str) -> Option<(String, String)> {
+        self.inner.session_of(access_token)
+    }
+
+    /// A signed OIDC Back-Channel Logout token (`typ` `logout+jwt`) as described by `spec`.
+    pub fn logout_token(&self, spec: LogoutSpec) -> String {
+        self.inner.logout_token(spec)
+    }
 }
 
 impl Drop for FakeAs {
@@ -352,6 +484,10 @@ struct Inner {
     jwks_fetches: AtomicUsize,
     discovery_fetches: AtomicUsize,
     last: Mutex<Option<IntrospectionRecord>>,
+    /// Authorization-code flow state: codes, sessions, refresh tokens and its knobs.
+    flow: Mutex<Flow>,
+    refresh_grants: AtomicUsize,
+    userinfo_calls: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -452,7 +588,11 @@ impl Inner {
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "introspection_signed_response_alg_values_supported": [self.opts.alg],
-            "scopes_supported": ["openid", "read", "write"],
+            "scopes_supported": ["openid", "profile", "email", "read", "write"],
+            "code_challenge_methods_supported": ["S256"],
+            "backchannel_logout_supported": true,
+            "backchannel_logout_session_supported": true,
+            "claims_supported": ["iss", "sub", "aud", "iat", "exp", "auth_time", "nonce", "sid", "name", "email"],
         })
     }
 }
@@ -611,7 +751,11 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/jwks", web::get().to(jwks))
         .route("/introspect", web::post().to(introspect))
         .route("/token", web::post().to(token))
-        .route("/revoke", web::post().to(revoke));
+        .route("/revoke", web::post().to(revoke))
+        .route("/authorize", web::get().to(code_flow::authorize))
+        .route("/userinfo", web::get().to(code_flow::userinfo))
+        .route("/userinfo", web::post().to(code_flow::userinfo))
+        .route("/logout", web::get().to(code_flow::end_session));
 }
 
 fn json_response(status: StatusCode, body: &Value, cache_control: &str) -> HttpResponse {
@@ -796,47 +940,97 @@ async fn introspect(req: HttpRequest, body: web::Bytes, st: State) -> HttpRespon
     json_response(StatusCode::OK, &st.introspection_json(&token), &cache_control)
 }
 
-async fn token(req: HttpRequest, body: web::Bytes, st: State) -> HttpResponse {
-    let form = parse_form(&body);
-    let auth = client_auth(req.headers(), &form);
-    let client_id = match (&auth.id, &auth.secret) {
-        (Some(id), Some(secret)) if !id.is_empty() && *secret == format!("{id}-secret") => id.clone(),
-        _ => return json_response(StatusCode::UNAUTHORIZED, &json!({"error": "invalid_client"}), "no-store"),
-    };
-    if form_get(&form, "grant_type") != Some("client_credentials") {
-        return json_response(StatusCode::BAD_REQUEST, &json!({"error": "unsupported_grant_type"}), "no-store");
+impl Inner {
+    /// The client id when `auth` carries a known id with its secret: the web client's
+    /// configured secret, or `<id>-secret` for any other client id.
+    fn authenticated_client(&self, auth: &ClientAuth) -> Option<String> {
+        let (id, secret) = (auth.id.as_deref()?, auth.secret.as_deref()?);
+        let ok = if id == self.opts.web_client_id {
+            secret == self.opts.web_client_secret
+        } else {
+            !id.is_empty() && secret == format!("{id}-secret")
+        };
+        ok.then(|| id.to_string())
     }
-    let scope = form_get(&form, "scope").filter(|s| !s.is_empty()).unwrap_or("read").to_string();
-    let access_token = random_b64(32);
-    st.issue(
-        &access_token,
-        TokenSpec {
-            active: true,
-            sub: Some(client_id.clone()),
-            scope: Some(scope.clone()),
-            client_id: Some(client_id),
-            aud: None,
-            exp: Some(now() + 300),
-            extra: Map::new(),
-        },
-    );
-    json_response(
-        StatusCode::OK,
-        &json!({
+
+    /// The client credentials grant: an access token whose subject is the client itself.
+    fn client_credentials(&self, form: &[(String, String)], client_id: String) -> Value {
+        let scope = form_get(form, "scope").filter(|s| !s.is_empty()).unwrap_or("read").to_string();
+        let ttl = lock(&self.flow).access_ttl;
+        let access_token = random_b64(32);
+        self.issue(
+            &access_token,
+            TokenSpec {
+                active: true,
+                sub: Some(client_id.clone()),
+                scope: Some(scope.clone()),
+                client_id: Some(client_id),
+                aud: None,
+                exp: Some(now() + ttl),
+                extra: Map::new(),
+            },
+        );
+        json!({
             "access_token": access_token,
             "token_type": "Bearer",
-            "expires_in": 300,
+            "expires_in": ttl,
             "scope": scope,
-        }),
-        "no-store",
-    )
+        })
+    }
 }
 
-async fn revoke(body: web::Bytes, st: State) -> HttpResponse {
-    let form = parse_form(&body);
-    if let Some(token) = form_get(&form, "token") {
-        st.revoke(token);
+/// `401 {"error":"invalid_client"}`, with a `WWW-Authenticate: Basic` challenge when the
+/// client tried HTTP Basic (RFC 6749 §5.2).
+fn invalid_client(auth: &ClientAuth) -> HttpResponse {
+    let mut resp = json_response(StatusCode::UNAUTHORIZED, &json!({"error": "invalid_client"}), "no-store");
+    if auth.method == "client_secret_basic" {
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"fake-as\""));
     }
+    resp
+}
+
+async fn token(req: HttpRequest, body: web::Bytes, st: State) -> HttpResponse {
+    let form = parse_form(&body);
+    let grant_type = form_get(&form, "grant_type").unwrap_or("").to_string();
+    if grant_type == "refresh_token" {
+        st.refresh_grants.fetch_add(1, Ordering::SeqCst);
+        let delay = lock(&st.flow).refresh_delay_ms;
+        if delay > 0 {
+            actix_web::rt::time::sleep(Duration::from_millis(delay)).await;
+        }
+    }
+    let auth = client_auth(req.headers(), &form);
+    let Some(client_id) = st.authenticated_client(&auth) else {
+        return invalid_client(&auth);
+    };
+    let answer = match grant_type.as_str() {
+        "client_credentials" => Ok(st.client_credentials(&form, client_id)),
+        "authorization_code" => st.exchange_code(&form, &client_id),
+        "refresh_token" => st.refresh(&form, &client_id),
+        _ => Err(code_flow::OAuthError::new("unsupported_grant_type", "unsupported grant_type")),
+    };
+    match answer {
+        Ok(body) => json_response(StatusCode::OK, &body, "no-store"),
+        Err(e) => json_response(StatusCode::BAD_REQUEST, &e.to_json(), "no-store"),
+    }
+}
+
+/// RFC 7009 revocation of access and refresh tokens. Client authentication is optional,
+/// but credentials that are presented must be right.
+async fn revoke(req: HttpRequest, body: web::Bytes, st: State) -> HttpResponse {
+    let form = parse_form(&body);
+    let auth = client_auth(req.headers(), &form);
+    if auth.method != "none" && st.authenticated_client(&auth).is_none() {
+        return invalid_client(&auth);
+    }
+    let Some(token) = form_get(&form, "token") else {
+        let e = code_flow::OAuthError::new("invalid_request", "missing token");
+        return json_response(StatusCode::BAD_REQUEST, &e.to_json(), "no-store");
+    };
+    st.revoke(token);
+    st.revoke_refresh_token(token);
+    lock(&st.flow).revoked.push(token.to_string());
     HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).finish()
 }
 

@@ -4,7 +4,9 @@
 //!   HTTP on 127.0.0.1. It answers discovery, JWKS, token introspection (RFC 7662 JSON,
 //!   RFC 9701 signed JWT answers and the `application/jwt` phantom-token contract),
 //!   a client-credentials token endpoint and revocation, with knobs ([`Behaviour`],
-//!   [`Tamper`]) to make it slow, failing or malicious.
+//!   [`Tamper`]) to make it slow, failing or malicious. For token-handler tests it also runs
+//!   the authorization-code flow with PKCE (automatic login), rotating refresh tokens,
+//!   userinfo, and mints OIDC Back-Channel Logout tokens ([`LogoutSpec`]).
 //! * [`EchoUpstream`]: a fake internal API that answers every request with a JSON
 //!   description ([`Echo`]) of what it received.
 //! * [`RedisServer`]: a private `redis-server` process for one test.
@@ -17,6 +19,6 @@ pub mod net;
 pub mod redis_server;
 pub mod upstream;
 
-pub use fake_as::{Behaviour, Discovery, FakeAs, FakeAsOptions, IntrospectionRecord, Tamper, TokenSpec};
+pub use fake_as::{Behaviour, Discovery, FakeAs, FakeAsOptions, IntrospectionRecord, LogoutSpec, Tamper, TokenSpec};
 pub use redis_server::RedisServer;
 pub use upstream::{Echo, EchoUpstream};

@@ -33,6 +33,7 @@ fn main() {
         client_id: "gateway".to_string(),
         client_secret: "gateway-secret".to_string(),
         discovery: Discovery::Both,
+        ..Default::default()
     });
     let upstream = EchoUpstream::start_on(args.upstream_addr);
     issuer.issue("demo-token-read", TokenSpec::active("demo-user", "read", 24 * 3600));
@@ -41,6 +42,8 @@ fn main() {
     println!("Fake authorization server: {as_url}  (issuer; OIDC and RFC 8414 discovery)");
     println!("  introspecting client:    gateway / gateway-secret");
     println!("  JWKS:                    {as_url}/jwks");
+    println!("  web client (code flow):  webapp / webapp-secret, redirect_uri http://127.0.0.1:8080/callback");
+    println!("                           (logs in user \"alice\" without asking)");
     println!("Echo upstream API:         {}", upstream.url());
     println!();
     println!("A ready-made opaque token: demo-token-read  (sub demo-user, scope read, 1 day)");

@@ -1,0 +1,110 @@
+//! Errors of the OAuth Agent API, with Curity's codes: JSON `{"code","message"}`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use std::borrow::Cow;
+
+/// An OAuth Agent error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Curity-compatible error code.
+    pub code: Cow<'static, str>,
+    /// What failed, for the SPA developer.
+    pub message: Cow<'static, str>,
+    /// Whether the session's cookies are cleared with this answer.
+    pub clears_session: bool,
+}
+
+impl AgentError {
+    fn new(status: StatusCode, code: &'static str, message: &'static str) -> AgentError {
+        AgentError { status, code: code.into(), message: message.into(), clears_session: false }
+    }
+
+    /// 401 `unauthorized_request`: bad Origin, missing or undecryptable cookie, CSRF mismatch.
+    pub fn unauthorized(message: &'static str) -> AgentError {
+        AgentError::new(StatusCode::UNAUTHORIZED, "unauthorized_request", message)
+    }
+
+    /// 401 `session_expired`: the refresh token was rejected; the cookies are cleared.
+    pub fn session_expired() -> AgentError {
+        AgentError {
+            clears_session: true,
+            ..AgentError::new(StatusCode::UNAUTHORIZED, "session_expired", "the session has expired: log in again")
+        }
+    }
+
+    /// 401 `token_expired`: the access token was rejected; the SPA should call `/refresh`.
+    pub fn token_expired() -> AgentError {
+        AgentError::new(StatusCode::UNAUTHORIZED, "token_expired", "the access token has expired: refresh it")
+    }
+
+    /// 401 `login_required`: the authorization server needs the user to log in.
+    pub fn login_required() -> AgentError {
+        AgentError::new(StatusCode::UNAUTHORIZED, "login_required", "the user must log in")
+    }
+
+    /// 400 `invalid_request`.
+    pub fn invalid_request(message: &'static str) -> AgentError {
+        AgentError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    /// 400 with the error code the authorization server put in the callback URL.
+    pub fn from_callback(code: &str) -> AgentError {
+        if code == "login_required" {
+            return AgentError::login_required();
+        }
+        let safe = !code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        AgentError {
+            status: StatusCode::BAD_REQUEST,
+            code: if safe { Cow::Owned(code.to_string()) } else { Cow::Borrowed("authorization_error") },
+            message: "the authorization server returned an error".into(),
+            clears_session: false,
+        }
+    }
+
+    /// 502 `authorization_server_error`.
+    pub fn authorization_server() -> AgentError {
+        AgentError::new(
+            StatusCode::BAD_GATEWAY,
+            "authorization_server_error",
+            "the authorization server could not complete the request",
+        )
+    }
+
+    /// 500 `server_error`.
+    pub fn server() -> AgentError {
+        AgentError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the token handler failed")
+    }
+}
+
+impl std::fmt::Display for AgentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl ResponseError for AgentError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status)
+            .insert_header(("cache-control", "no-store"))
+            .json(serde_json::json!({ "code": self.code, "message": self.message }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_codes_are_passed_through_only_when_plain() {
+        assert_eq!(AgentError::from_callback("access_denied").code, "access_denied");
+        assert_eq!(AgentError::from_callback("<script>").code, "authorization_error");
+        assert_eq!(AgentError::from_callback("login_required").status, StatusCode::UNAUTHORIZED);
+    }
+}
