@@ -11,4 +11,6 @@ mod forwarding;
 mod modes;
 mod ops;
 mod redis_tier;
+mod spa;
+mod token_handler;
 mod verification;

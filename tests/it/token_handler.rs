@@ -1,0 +1,465 @@
+//! The token handler over real HTTP: OAuth Agent API, cookies, OAuth Proxy, refresh, logout and
+//! back-channel logout, against the fake authorization server's code flow.
+
+use crate::spa::*;
+use crate::support::*;
+use reqwest::Method;
+use shroud::config::ResponseMode;
+use shroud::secret::Secret;
+use shroud_testkit::{EchoUpstream, FakeAs, LogoutSpec, RedisServer};
+use std::time::Duration;
+
+fn spa_env() -> Env {
+    Env::with(ResponseMode::Rfc9701, token_handler_config)
+}
+
+async fn json(resp: reqwest::Response) -> serde_json::Value {
+    resp.json().await.unwrap()
+}
+
+async fn assert_agent_error(resp: reqwest::Response, status: u16, code: &str) {
+    assert_eq!(resp.status().as_u16(), status, "status for {code}");
+    let body = json(resp).await;
+    assert_eq!(body["code"], code, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_api_call_refresh_logout_cycle() {
+    let env = spa_env();
+    let mut spa = Browser::new(&env.shroud.url());
+
+    let callback = spa.start_login().await;
+    let login = spa.cookies.get("shroud-login").expect("login cookie").clone();
+    assert_eq!(login.path, "/oauth-agent");
+    let authorize: std::collections::HashMap<_, _> = env.idp.last_authorize().unwrap().into_iter().collect();
+    assert_eq!(authorize["code_challenge_method"], "S256");
+    assert_eq!(authorize["client_id"], "webapp");
+    assert!(authorize.contains_key("nonce") && authorize.contains_key("state"));
+
+    let resp = spa.end_login(&callback).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["access-control-allow-origin"], ORIGIN);
+    let body = json(resp).await;
+    assert_eq!((body["handled"].as_bool(), body["isLoggedIn"].as_bool()), (Some(true), Some(true)));
+    let csrf = body["csrf"].as_str().unwrap().to_string();
+    spa.csrf = Some(csrf.clone());
+    assert!(!spa.cookies.contains_key("shroud-login"), "login cookie cleared");
+    for (name, path) in
+        [("shroud-at", "/"), ("shroud-auth", "/oauth-agent"), ("shroud-id", "/oauth-agent"), ("shroud-csrf", "/")]
+    {
+        let cookie = spa.cookies.get(name).unwrap_or_else(|| panic!("{name} set"));
+        assert_eq!(cookie.path, path, "{name}");
+        for attr in ["HttpOnly", "SameSite=Strict", "Secure"] {
+            assert!(cookie.line.contains(attr), "{name}: {attr} in {}", cookie.line);
+        }
+    }
+    let access_token = spa.decrypt("shroud-at", &[KEY1]).unwrap();
+    assert_eq!(env.idp.session_of(&access_token).unwrap().1, "alice", "the at cookie holds exactly the access token");
+    assert_eq!(spa.decrypt("shroud-csrf", &[KEY1]).unwrap(), csrf, "the csrf cookie holds exactly the CSRF token");
+
+    // The OAuth Proxy: cookie → phantom JWT, cookies and CSRF header stripped.
+    let resp = spa.send(Method::GET, "/spa/orders", None).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["access-control-allow-origin"], ORIGIN);
+    let echo = env.api.last().unwrap();
+    assert!(echo.header("authorization").unwrap().starts_with("Bearer ey"));
+    assert_ne!(forwarded_jwt(&env.api), access_token);
+    assert_eq!(echo.header("cookie"), None);
+    assert_eq!(echo.header("x-shroud-csrf"), None);
+    assert_eq!(spa.send(Method::POST, "/spa/orders", Some(serde_json::json!({"n": 1}))).await.status(), 200);
+
+    let info = json(spa.send(Method::GET, "/oauth-agent/userInfo", None).await).await;
+    assert_eq!(info["sub"], "alice");
+    let claims = json(spa.send(Method::GET, "/oauth-agent/claims", None).await).await;
+    assert_eq!((claims["sub"].as_str(), claims["aud"].as_str()), (Some("alice"), Some("webapp")));
+    assert_eq!(claims["nonce"], authorize["nonce"].as_str());
+
+    // A page reload reports the session and the same CSRF token.
+    let reload = json(spa.end_login(&format!("{ORIGIN}/orders")).await).await;
+    assert_eq!((reload["handled"].as_bool(), reload["isLoggedIn"].as_bool()), (Some(false), Some(true)));
+    assert_eq!(reload["csrf"], csrf);
+
+    let old_refresh = spa.decrypt("shroud-auth", &[KEY1]).unwrap();
+    let resp = spa.send(Method::POST, "/oauth-agent/refresh", None).await;
+    assert_eq!(resp.status(), 204);
+    let new_access = spa.decrypt("shroud-at", &[KEY1]).unwrap();
+    assert_ne!(new_access, access_token, "access token rewritten");
+    assert_ne!(spa.decrypt("shroud-auth", &[KEY1]).unwrap(), old_refresh, "rotated refresh token stored");
+    assert_eq!(spa.decrypt("shroud-csrf", &[KEY1]).unwrap(), csrf, "CSRF token unchanged by refresh");
+    assert_eq!(spa.send(Method::GET, "/spa/after-refresh", None).await.status(), 200);
+
+    let current_refresh = spa.decrypt("shroud-auth", &[KEY1]).unwrap();
+    let before_logout = spa.cookies.clone();
+    let resp = spa.send(Method::POST, "/oauth-agent/logout", None).await;
+    assert_eq!(resp.status(), 200);
+    let cleared: Vec<String> =
+        resp.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    let body = json(resp).await;
+    let url = url::Url::parse(body["url"].as_str().unwrap()).unwrap();
+    assert_eq!(url.path(), "/logout");
+    let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(q["post_logout_redirect_uri"], "http://127.0.0.1:8080/");
+    assert!(q.contains_key("id_token_hint"));
+    for (name, path) in [
+        ("shroud-at", "/"),
+        ("shroud-auth", "/oauth-agent"),
+        ("shroud-id", "/oauth-agent"),
+        ("shroud-csrf", "/"),
+        ("shroud-login", "/oauth-agent"),
+    ] {
+        assert!(
+            cleared.iter().any(|l| l.starts_with(&format!("{name}=;"))
+                && l.contains(&format!("Path={path};"))
+                && l.contains("Max-Age=0")),
+            "{name} cleared on {path}: {cleared:?}"
+        );
+    }
+    assert!(spa.cookies.is_empty(), "every cookie cleared");
+    assert!(env.idp.revoked().contains(&current_refresh), "refresh token revoked at the AS");
+
+    // A stolen copy of the old cookies no longer works.
+    spa.cookies = before_logout;
+    let resp = spa.send(Method::GET, "/spa/orders", None).await;
+    assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origin_and_csrf_are_enforced() {
+    let env = spa_env();
+    let mut spa = Browser::new(&env.shroud.url());
+    spa.login().await;
+    let hits = env.api.hits();
+
+    for origin in [None, Some("null"), Some("http://127.0.0.1:8080.evil.example"), Some("http://evil.example")] {
+        let mut other = Browser::new(&env.shroud.url());
+        other.origin = origin.map(str::to_string);
+        let resp = other.send(Method::POST, "/oauth-agent/login/start", None).await;
+        assert!(resp.headers().get("access-control-allow-origin").is_none(), "{origin:?}");
+        assert_agent_error(resp, 401, "unauthorized_request").await;
+    }
+    let mut evil = Browser::new(&env.shroud.url());
+    evil.cookies = spa.cookies.clone();
+    evil.csrf = spa.csrf.clone();
+    evil.origin = Some("http://evil.example".into());
+    let resp = evil.send(Method::GET, "/spa/x", None).await;
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+    assert_agent_error(resp, 401, "unauthorized_request").await;
+
+    // Same-origin GETs carry no Origin: accepted (SameSite=Strict protects them).
+    let mut same_origin = Browser::new(&env.shroud.url());
+    same_origin.cookies = spa.cookies.clone();
+    same_origin.origin = None;
+    assert_eq!(same_origin.send(Method::GET, "/spa/x", None).await.status(), 200);
+    assert_agent_error(same_origin.send(Method::POST, "/spa/x", None).await, 401, "unauthorized_request").await;
+
+    let csrf = spa.csrf.take();
+    let resp = spa.send(Method::POST, "/spa/x", None).await;
+    assert_eq!(resp.headers()["access-control-allow-origin"], ORIGIN, "errors carry CORS for trusted origins");
+    assert_agent_error(resp, 401, "unauthorized_request").await;
+    spa.csrf = Some("wrong".into());
+    assert_agent_error(spa.send(Method::POST, "/spa/x", None).await, 401, "unauthorized_request").await;
+    assert_agent_error(spa.send(Method::POST, "/oauth-agent/refresh", None).await, 401, "unauthorized_request").await;
+    assert_agent_error(spa.send(Method::POST, "/oauth-agent/logout", None).await, 401, "unauthorized_request").await;
+    spa.csrf = csrf;
+    let csrf_cookie = spa.cookies.remove("shroud-csrf").unwrap();
+    assert_agent_error(spa.send(Method::PUT, "/spa/x", None).await, 401, "unauthorized_request").await;
+    spa.cookies.insert("shroud-csrf".into(), csrf_cookie);
+    assert_eq!(spa.send(Method::DELETE, "/spa/x", None).await.status(), 200);
+    assert_eq!(env.api.hits(), hits + 2, "only the two accepted calls reached the API");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflights_answer_trusted_origins_only() {
+    let env = spa_env();
+    let http = client();
+    for path in ["/spa/orders", "/oauth-agent/refresh"] {
+        let resp = http
+            .request(Method::OPTIONS, format!("{}{path}", env.shroud.url()))
+            .header("origin", ORIGIN)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "x-shroud-csrf, content-type")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204, "{path}");
+        let h = resp.headers();
+        assert_eq!(h["access-control-allow-origin"], ORIGIN);
+        assert_eq!(h["access-control-allow-credentials"], "true");
+        assert!(h["access-control-allow-headers"].to_str().unwrap().contains("x-shroud-csrf"));
+        assert!(h["access-control-allow-headers"].to_str().unwrap().contains("content-type"));
+        assert!(h.contains_key("access-control-max-age"));
+        assert_eq!(h["vary"], "Origin");
+        let resp = http
+            .request(Method::OPTIONS, format!("{}{path}", env.shroud.url()))
+            .header("origin", "http://evil.example")
+            .header("access-control-request-method", "POST")
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.headers().get("access-control-allow-origin").is_none());
+        assert_agent_error(resp, 401, "unauthorized_request").await;
+    }
+    assert_eq!(env.api.hits(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_and_foreign_cookies_are_refused() {
+    let env = spa_env();
+    let mut spa = Browser::new(&env.shroud.url());
+    spa.login().await;
+    let good = spa.cookies["shroud-at"].value.clone();
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut raw = engine.decode(&good).unwrap();
+    raw[20] ^= 0x01;
+    spa.cookies.get_mut("shroud-at").unwrap().value = engine.encode(&raw);
+    assert_agent_error(spa.send(Method::GET, "/spa/x", None).await, 401, "unauthorized_request").await;
+    assert_agent_error(spa.send(Method::GET, "/oauth-agent/userInfo", None).await, 401, "unauthorized_request").await;
+    let foreign = shroud::token_handler::crypto::CookieCipher::new(&[[7u8; 32]]).encrypt("some-token");
+    spa.cookies.get_mut("shroud-at").unwrap().value = foreign;
+    assert_agent_error(spa.send(Method::GET, "/spa/x", None).await, 401, "unauthorized_request").await;
+    spa.cookies.remove("shroud-at");
+    assert_agent_error(spa.send(Method::GET, "/spa/x", None).await, 401, "unauthorized_request").await;
+    assert_eq!(env.api.hits(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_keys_rotate_without_logging_anyone_out() {
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let old = start(token_handler_config(config(&idp, &api, ResponseMode::Json)));
+    let mut spa = Browser::new(&old.url());
+    spa.login().await;
+    drop(old);
+    let mut rotated_config = token_handler_config(config(&idp, &api, ResponseMode::Json));
+    rotated_config.token_handler.cookie_encryption_keys = vec![Secret::new(KEY2), Secret::new(KEY1)];
+    let rotated = start(rotated_config);
+    spa.base = rotated.url();
+    assert_eq!(spa.send(Method::GET, "/spa/x", None).await.status(), 200, "old key still decrypts");
+    assert_eq!(spa.send(Method::POST, "/oauth-agent/refresh", None).await.status(), 204);
+    assert!(spa.decrypt("shroud-at", &[KEY2]).is_some(), "new cookies use the new key");
+    assert!(spa.decrypt("shroud-at", &[KEY1]).is_none());
+    assert_eq!(spa.send(Method::GET, "/spa/x", None).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_refreshes_share_one_grant() {
+    let env = spa_env();
+    let mut spa = Browser::new(&env.shroud.url());
+    spa.login().await;
+    env.idp.set_refresh_delay_ms(300);
+    let mut tabs = Vec::new();
+    for _ in 0..5 {
+        let mut tab = Browser::new(&env.shroud.url());
+        tab.cookies = spa.cookies.clone();
+        tab.csrf = spa.csrf.clone();
+        tabs.push(tokio::spawn(async move {
+            let status = tab.send(Method::POST, "/oauth-agent/refresh", None).await.status().as_u16();
+            (status, tab.decrypt("shroud-at", &[KEY1]).unwrap())
+        }));
+    }
+    let mut tokens = Vec::new();
+    for tab in tabs {
+        let (status, token) = tab.await.unwrap();
+        assert_eq!(status, 204);
+        tokens.push(token);
+    }
+    assert_eq!(env.idp.refresh_grants(), 1, "one refresh-token grant for five concurrent calls");
+    tokens.dedup();
+    assert_eq!(tokens.len(), 1, "every tab got the same new access token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_sessions_and_tokens() {
+    let env = spa_env();
+    let mut spa = Browser::new(&env.shroud.url());
+    spa.login().await;
+    let access = spa.decrypt("shroud-at", &[KEY1]).unwrap();
+    env.idp.revoke(&access);
+    assert_agent_error(spa.send(Method::GET, "/oauth-agent/userInfo", None).await, 401, "token_expired").await;
+    let refresh = spa.decrypt("shroud-auth", &[KEY1]).unwrap();
+    let revoked =
+        client().post(format!("{}/revoke", env.idp.url())).form(&[("token", refresh.as_str())]).send().await.unwrap();
+    assert!(revoked.status().is_success());
+    let resp = spa.send(Method::POST, "/oauth-agent/refresh", None).await;
+    assert_agent_error(resp, 401, "session_expired").await;
+    assert!(spa.cookies.is_empty(), "an expired session clears every cookie");
+    assert_agent_error(spa.send(Method::POST, "/oauth-agent/refresh", None).await, 401, "unauthorized_request").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callback_errors_and_state_checks() {
+    let env = spa_env();
+    let mut spa = Browser::new(&env.shroud.url());
+    spa.start_login().await;
+    assert_agent_error(
+        spa.end_login(&format!("{ORIGIN}/callback?error=access_denied&state=x")).await,
+        400,
+        "access_denied",
+    )
+    .await;
+    assert_agent_error(
+        spa.end_login(&format!("{ORIGIN}/callback?error=login_required&state=x")).await,
+        401,
+        "login_required",
+    )
+    .await;
+    assert_agent_error(
+        spa.end_login(&format!("{ORIGIN}/callback?error=%3Cscript%3E")).await,
+        400,
+        "authorization_error",
+    )
+    .await;
+
+    let callback = spa.start_login().await;
+    let forged = callback.replace("state=", "state=forged");
+    assert_agent_error(spa.end_login(&forged).await, 400, "invalid_request").await;
+
+    let login_cookie = spa.cookies["shroud-login"].clone();
+    assert_eq!(spa.end_login(&callback).await.status(), 200);
+    // Replaying the same callback: first without a login in progress, then with the old login cookie.
+    assert_agent_error(spa.end_login(&callback).await, 401, "unauthorized_request").await;
+    spa.cookies.insert("shroud-login".into(), login_cookie);
+    assert_agent_error(spa.end_login(&callback).await, 400, "invalid_request").await;
+    assert_agent_error(spa.end_login("not a url").await, 400, "invalid_request").await;
+    let resp = spa
+        .send(
+            Method::POST,
+            "/oauth-agent/login/start",
+            Some(serde_json::json!({"extraParams": [{"key": "state", "value": "x"}]})),
+        )
+        .await;
+    assert_agent_error(resp, 400, "invalid_request").await;
+    let resp = spa
+        .send(
+            Method::POST,
+            "/oauth-agent/login/start",
+            Some(serde_json::json!({"extraParams": [{"key": "prompt", "value": "login"}]})),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let url = json(resp).await["authorizationRequestUrl"].as_str().unwrap().to_string();
+    assert!(url.contains("prompt=login"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn id_tokens_with_the_wrong_nonce_are_refused() {
+    let env = spa_env();
+    let mut spa = Browser::new(&env.shroud.url());
+    let callback = spa.start_login().await;
+    let plain = spa.decrypt("shroud-login", &[KEY1]).unwrap();
+    let mut login: serde_json::Value = serde_json::from_str(&plain).unwrap();
+    login["nonce"] = "another-nonce".into();
+    let keys = [hex::decode(KEY1).unwrap().try_into().unwrap()];
+    let cipher = shroud::token_handler::crypto::CookieCipher::new(&keys);
+    spa.cookies.get_mut("shroud-login").unwrap().value = cipher.encrypt(&login.to_string());
+    assert_agent_error(spa.end_login(&callback).await, 400, "invalid_request").await;
+    assert!(!spa.cookies.contains_key("shroud-at"), "no session was created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_routes_take_bearer_tokens_or_cookies_never_both() {
+    let env = spa_env();
+    let mut spa = Browser::new(&env.shroud.url());
+    spa.login().await;
+    assert_eq!(spa.send(Method::GET, "/any/x", None).await.status(), 200, "cookies");
+    env.token("bearer-token", "read");
+    assert_eq!(env.get("/any/x", Some("bearer-token")).await.status(), 200, "bearer");
+    let resp = client()
+        .get(format!("{}/any/x", env.shroud.url()))
+        .header("authorization", "Bearer bad@token")
+        .header("cookie", spa.cookie_header("/any/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_refusal(resp, 400, "invalid_request", Some("Bearer realm=\"shroud\", error=\"invalid_request\"")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_routes_never_see_token_handler_cookies() {
+    let env = spa_env();
+    let mut spa = Browser::new(&env.shroud.url());
+    spa.login().await;
+    env.token("t", "read");
+    let resp = client()
+        .get(format!("{}/api/x", env.shroud.url()))
+        .bearer_auth("t")
+        .header("cookie", format!("theme=dark; {}", spa.cookie_header("/api/x")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(env.api.last().unwrap().header("cookie"), Some("theme=dark"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backchannel_logout_ends_the_session() {
+    let env = spa_env();
+    let mut spa = Browser::new(&env.shroud.url());
+    spa.login().await;
+    assert_eq!(spa.send(Method::GET, "/spa/x", None).await.status(), 200);
+    let access = spa.decrypt("shroud-at", &[KEY1]).unwrap();
+    let (sid, _) = env.idp.session_of(&access).unwrap();
+    let endpoint = format!("{}/oauth-agent/backchannel-logout", env.shroud.url());
+    let http = client();
+    let invalid = [
+        LogoutSpec { sid: Some(sid.clone()), nonce: true, ..Default::default() },
+        LogoutSpec { sid: Some(sid.clone()), events: false, ..Default::default() },
+        LogoutSpec { sid: Some(sid.clone()), aud: Some("someone-else".into()), ..Default::default() },
+        LogoutSpec { sid: Some(sid.clone()), wrong_key: true, ..Default::default() },
+        LogoutSpec { sid: Some(sid.clone()), iss: Some("https://evil.example".into()), ..Default::default() },
+        LogoutSpec { ..Default::default() },
+    ];
+    for spec in invalid {
+        let token = env.idp.logout_token(spec.clone());
+        let resp = http.post(&endpoint).form(&[("logout_token", token)]).send().await.unwrap();
+        assert_agent_error(resp, 400, "invalid_request").await;
+    }
+    let resp = http.post(&endpoint).body("nothing").send().await.unwrap();
+    assert_agent_error(resp, 400, "invalid_request").await;
+    assert_eq!(spa.send(Method::GET, "/spa/x", None).await.status(), 200, "invalid tokens ended nothing");
+
+    let token = env.idp.logout_token(LogoutSpec { sid: Some(sid), ..Default::default() });
+    let resp = http.post(&endpoint).form(&[("logout_token", token)]).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let hits = env.api.hits();
+    assert_eq!(spa.send(Method::GET, "/spa/x", None).await.status(), 401, "the cached grant was purged");
+    assert_agent_error(spa.send(Method::POST, "/oauth-agent/refresh", None).await, 401, "session_expired").await;
+    assert_eq!(env.api.hits(), hits);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backchannel_logout_reaches_every_instance_sharing_redis() {
+    let redis = RedisServer::start();
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let a = start(with_redis(token_handler_config(config(&idp, &api, ResponseMode::Json)), &redis.url()));
+    let b = start(with_redis(token_handler_config(config(&idp, &api, ResponseMode::Json)), &redis.url()));
+    let mut on_a = Browser::new(&a.url());
+    on_a.login().await;
+    let mut on_b = Browser::new(&b.url());
+    on_b.cookies = on_a.cookies.clone();
+    on_b.csrf = on_a.csrf.clone();
+    assert_eq!(on_a.send(Method::GET, "/spa/x", None).await.status(), 200);
+    assert_eq!(on_b.send(Method::GET, "/spa/x", None).await.status(), 200, "B has the grant in memory now");
+    let access = on_a.decrypt("shroud-at", &[KEY1]).unwrap();
+    let (sid, _) = idp.session_of(&access).unwrap();
+    let token = idp.logout_token(LogoutSpec { sid: Some(sid), ..Default::default() });
+    let resp = client()
+        .post(format!("{}/oauth-agent/backchannel-logout", a.url()))
+        .form(&[("logout_token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut refused = false;
+    for _ in 0..10 {
+        if on_b.send(Method::GET, "/spa/x", None).await.status() == 401 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "instance B refuses the session within a second");
+    assert_agent_error(on_b.send(Method::POST, "/oauth-agent/refresh", None).await, 401, "session_expired").await;
+}
