@@ -63,13 +63,26 @@ fn keygen_prints_fresh_32_byte_hex_keys() {
     assert!(shroud::jose::mint::PhantomSigner::from_pem(&pem.stdout).is_ok());
 }
 
+const TOKEN_HANDLER: &str = r#"
+[token_handler]
+enabled = true
+client_secret = "webapp-secret-value"
+cookie_encryption_keys = ["11a1b2c3d4e5f60718293a4b5c6d7e8f9000112233445566778899aabbccddee"]
+"#;
+
 #[test]
 fn check_config_redacts_every_secret() {
-    let path = write_config(&base_config(""));
+    let path = write_config(&base_config(TOKEN_HANDLER));
     let out = shroud(&["check-config", "--config", path.to_str().unwrap()], &[]);
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for secret in ["very-secret-client-value", "redis-password-123", crate::support::KEY_SECRET] {
+    for secret in [
+        "very-secret-client-value",
+        "redis-password-123",
+        crate::support::KEY_SECRET,
+        "webapp-secret-value",
+        "11a1b2c3d4e5f60718293a4b5c6d7e8f9000112233445566778899aabbccddee",
+    ] {
         assert!(!stdout.contains(secret), "{secret} leaked:\n{stdout}");
     }
     assert!(stdout.contains("client_secret = \"***redacted***\""), "{stdout}");
@@ -111,6 +124,12 @@ fn bad_configurations_fail_naming_the_key() {
             "phantom.signing_key_file",
         ),
         (base_config("").replace("[server]", "[server]\nworkers = \"many\""), "workers"),
+        (base_config(&TOKEN_HANDLER.replace("11a1", "zz")), "token_handler.cookie_encryption_keys"),
+        (
+            base_config(&format!("{TOKEN_HANDLER}trusted_web_origins = [\"http://x/path\"]\n")),
+            "token_handler.trusted_web_origins",
+        ),
+        (base_config("").replace("required_scopes = [\"read\"]", "credentials = \"cookie\""), "routes[0].credentials"),
     ];
     for (text, key) in cases {
         let path = write_config(&text);

@@ -463,3 +463,18 @@ async fn backchannel_logout_reaches_every_instance_sharing_redis() {
     assert!(refused, "instance B refuses the session within a second");
     assert_agent_error(on_b.send(Method::POST, "/oauth-agent/refresh", None).await, 401, "session_expired").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_authorization_server_is_502_with_cors() {
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let mut c = token_handler_config(config(&idp, &api, ResponseMode::Json));
+    c.issuer.url = format!("http://127.0.0.1:{}", shroud_testkit::net::free_port());
+    let shroud = start(c);
+    let mut spa = Browser::new(&shroud.url());
+    let resp = spa.send(Method::POST, "/oauth-agent/login/start", None).await;
+    assert_eq!(resp.headers()["access-control-allow-origin"], ORIGIN);
+    assert_agent_error(resp, 502, "authorization_server_error").await;
+    let resp = spa.send(Method::GET, "/oauth-agent/nothing-here", None).await;
+    assert_agent_error(resp, 404, "not_found").await;
+}
