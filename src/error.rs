@@ -33,6 +33,10 @@ pub enum Rejection {
     InsufficientScope(String),
     /// 404 `not_found`: no route matches.
     NotFound,
+    /// 404 `not_found`: a static route has no such file.
+    FileNotFound,
+    /// 405 `method_not_allowed`.
+    MethodNotAllowed,
     /// 502 `authorization_server_error`: the AS refused Shroud's own credentials or answered nonsense.
     AuthorizationServerError,
     /// 503 `authorization_server_unavailable`: unreachable, timed out, 5xx, or not yet discovered.
@@ -62,7 +66,8 @@ impl Rejection {
             Rejection::InvalidToken(_) => "invalid_token",
             Rejection::CookieRejected(_) => "unauthorized_request",
             Rejection::InsufficientScope(_) => "insufficient_scope",
-            Rejection::NotFound => "not_found",
+            Rejection::NotFound | Rejection::FileNotFound => "not_found",
+            Rejection::MethodNotAllowed => "method_not_allowed",
             Rejection::AuthorizationServerError => "authorization_server_error",
             Rejection::AuthorizationServerUnavailable => "authorization_server_unavailable",
             Rejection::UpstreamUnavailable => "upstream_unavailable",
@@ -80,6 +85,8 @@ impl Rejection {
                 format!("the access token lacks a required scope ({scopes})").into()
             }
             Rejection::NotFound => "no route matches this path".into(),
+            Rejection::FileNotFound => "no such file".into(),
+            Rejection::MethodNotAllowed => "this method is not allowed here".into(),
             Rejection::AuthorizationServerError => "the authorization server refused the gateway's request".into(),
             Rejection::AuthorizationServerUnavailable => "the authorization server is unavailable; retry later".into(),
             Rejection::UpstreamUnavailable => "the upstream service is unavailable".into(),
@@ -118,7 +125,8 @@ impl ResponseError for Rejection {
                 StatusCode::UNAUTHORIZED
             }
             Rejection::InsufficientScope(_) => StatusCode::FORBIDDEN,
-            Rejection::NotFound => StatusCode::NOT_FOUND,
+            Rejection::NotFound | Rejection::FileNotFound => StatusCode::NOT_FOUND,
+            Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::AuthorizationServerError | Rejection::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Rejection::AuthorizationServerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,

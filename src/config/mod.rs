@@ -287,8 +287,12 @@ impl Default for TokenHandlerConfig {
 pub struct RouteConfig {
     /// Path prefix, matched on whole segments; the longest match wins.
     pub path_prefix: String,
-    /// Base URL of the upstream.
+    /// Base URL of the upstream (exactly one of `upstream` and `static_dir`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub upstream: String,
+    /// Serve files from this directory instead of proxying (e.g. an SPA's build).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub static_dir: String,
     /// `bearer`, `none`, `cookie` or `any`.
     #[serde(default = "default_credentials")]
     pub credentials: CredentialKind,

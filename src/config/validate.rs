@@ -202,9 +202,25 @@ impl Config {
             if !seen.insert(prefix.trim_end_matches('/').to_string()) {
                 return Err(ConfigError::new(key("path_prefix"), format!("{prefix} is configured twice")));
             }
-            let upstream = http_url(&key("upstream"), &route.upstream)?;
-            if upstream.query().is_some() || upstream.fragment().is_some() {
-                return Err(ConfigError::new(key("upstream"), "must not carry a query or fragment"));
+            match (route.upstream.is_empty(), route.static_dir.is_empty()) {
+                (false, false) => {
+                    return Err(ConfigError::new(key("static_dir"), "a route has either upstream or static_dir"))
+                }
+                (true, true) => return Err(ConfigError::new(key("upstream"), "is required (or static_dir)")),
+                (true, false) => {
+                    if !std::path::Path::new(&route.static_dir).is_dir() {
+                        return Err(ConfigError::new(
+                            key("static_dir"),
+                            format!("{} is not a directory", route.static_dir),
+                        ));
+                    }
+                }
+                (false, true) => {
+                    let upstream = http_url(&key("upstream"), &route.upstream)?;
+                    if upstream.query().is_some() || upstream.fragment().is_some() {
+                        return Err(ConfigError::new(key("upstream"), "must not carry a query or fragment"));
+                    }
+                }
             }
             for scope in &route.required_scopes {
                 if scope.is_empty() || scope.contains(char::is_whitespace) {
@@ -244,6 +260,7 @@ mod tests {
         c.routes.push(RouteConfig {
             path_prefix: "/api".into(),
             upstream: "http://127.0.0.1:7001".into(),
+            static_dir: String::new(),
             credentials: CredentialKind::Bearer,
             required_scopes: vec!["read".into()],
             strip_prefix: false,
@@ -267,6 +284,14 @@ mod tests {
         c.cache.key_secret = Secret::new("00".repeat(32));
         c.validate().unwrap();
         c.routes[0].upstream = "ftp://x".into();
+        assert_eq!(c.validate().unwrap_err().key, "routes[0].upstream");
+        c.routes[0].upstream = "http://x".into();
+        c.routes[0].static_dir = "src".into();
+        assert_eq!(c.validate().unwrap_err().key, "routes[0].static_dir");
+        c.routes[0].upstream = String::new();
+        c.routes[0].static_dir = "no/such/dir".into();
+        assert_eq!(c.validate().unwrap_err().key, "routes[0].static_dir");
+        c.routes[0].static_dir = String::new();
         assert_eq!(c.validate().unwrap_err().key, "routes[0].upstream");
         c.routes[0].upstream = "http://x".into();
         c.routes[0].credentials = CredentialKind::None;

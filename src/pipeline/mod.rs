@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! request ─► route ─► credential ─► exchange ─► policy ─► forward ─► response
+//!                                                          (or static files)
 //! ```
 //! Each stage takes a narrow typed input and returns its output or a [`Rejection`]; [`handle`] renders
 //! either, writes the access-log line and counts the request.
@@ -11,6 +12,7 @@ pub mod exchange;
 pub mod forward;
 pub mod policy;
 pub mod route;
+pub mod static_files;
 
 use crate::cache::Tier;
 use crate::error::Rejection;
@@ -50,6 +52,9 @@ async fn journey<'g>(
     let exchanged = exchange::exchange(gateway, &credential).await?;
     trace.tier = exchanged.tier;
     policy::authorize(route, exchanged.grant.as_deref())?;
+    if let Some(dir) = &route.static_dir {
+        return static_files::serve(route, dir, &path, req).await;
+    }
     let cookies = forward::CookiePolicy::for_route(route, token_handler.map(|th| &th.jar));
     forward::forward(route, &path, req, payload, exchanged.grant.as_deref(), cookies, client).await
 }

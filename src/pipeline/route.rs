@@ -21,6 +21,8 @@ pub struct Route {
     pub strip_prefix: bool,
     /// Time allowed for the upstream's answer.
     pub timeout: Duration,
+    /// Files served instead of proxying, when the route has `static_dir`.
+    pub static_dir: Option<std::path::PathBuf>,
 }
 
 impl Route {
@@ -38,6 +40,7 @@ impl Route {
             required_scope_list: config.required_scopes.join(" "),
             strip_prefix: config.strip_prefix,
             timeout: Duration::from_millis(config.timeout_ms),
+            static_dir: (!config.static_dir.is_empty()).then(|| std::path::PathBuf::from(&config.static_dir)),
         }
     }
 
@@ -139,6 +142,7 @@ mod tests {
         RouteConfig {
             path_prefix: prefix.into(),
             upstream: upstream.into(),
+            static_dir: String::new(),
             credentials: CredentialKind::Bearer,
             required_scopes: vec![],
             strip_prefix: strip,

@@ -23,6 +23,7 @@ pub fn route(prefix: &str, upstream: &str, scopes: &[&str]) -> RouteConfig {
     RouteConfig {
         path_prefix: prefix.into(),
         upstream: upstream.into(),
+        static_dir: String::new(),
         credentials: CredentialKind::Bearer,
         required_scopes: scopes.iter().map(|s| s.to_string()).collect(),
         strip_prefix: false,
