@@ -1,17 +1,29 @@
-# Shroud container image. (The Docker story — demo compose file, image tests — is a later issue;
-# this builds and runs the binary.)
+# Shroud container image: build with the Rust image, run on slim Debian as a non-root user.
+# Configuration comes from a mounted file (SHROUD_CONFIG) and SHROUD__SECTION__KEY environment variables.
+#   docker build -t shroud .
+#   docker run -p 8080:8080 -v "$PWD/config:/etc/shroud:ro" -e SHROUD__INTROSPECTION__CLIENT_SECRET=… shroud
+
 FROM rust:1-bookworm AS build
 WORKDIR /src
-COPY . .
+COPY Cargo.toml Cargo.lock rustfmt.toml ./
+COPY src ./src
+COPY tests/testkit ./tests/testkit
 RUN cargo build --release --locked --bin shroud
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libssl3 \
-    && rm -rf /var/lib/apt/lists/* && useradd --system --uid 10001 shroud
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates libssl3 curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin shroud
 COPY --from=build /src/target/release/shroud /usr/local/bin/shroud
 COPY config/shroud.toml /etc/shroud/shroud.toml
-USER shroud
-ENV SHROUD_CONFIG=/etc/shroud/shroud.toml
+ENV SHROUD_CONFIG=/etc/shroud/shroud.toml \
+    SHROUD__SERVER__LISTEN=0.0.0.0:8080 \
+    RUST_LOG=info
+USER 10001
 EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+    CMD ["curl", "-fsS", "http://127.0.0.1:8080/healthz"]
 ENTRYPOINT ["/usr/local/bin/shroud"]
 CMD ["serve"]

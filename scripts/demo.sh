@@ -1,25 +1,53 @@
 #!/usr/bin/env bash
-# Runs Shroud on its defaults (config/shroud.toml, in-memory cache) in front of a demo upstream, with a
-# development authorization server. Ctrl-C stops everything.
-#   issuer (fake AS)  http://127.0.0.1:9090
-#   demo upstream     http://127.0.0.1:7001
-#   shroud            http://127.0.0.1:8080   (/api → upstream, needs scope "read")
+# The demo: installs what it needs, builds Shroud, and starts
+#   - the dev IdP (scripts/dev-idp, oidc-provider)   http://127.0.0.1:9090
+#   - the demo API (scripts/demo-api)                 http://127.0.0.1:7001
+#   - Shroud with config/demo.toml                    http://127.0.0.1:8080  (the example SPA at /)
+# Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
 ensure_build_deps
-cargo build --release --locked --bin shroud -p shroud -p shroud-testkit --bins
+ensure_debs node=nodejs npm=npm curl=curl
+npm ci --prefix scripts/dev-idp --no-audit --no-fund --loglevel=error
+cargo build --release --locked --bin shroud
 key=config/keys/phantom-es256.pem
 if [[ ! -f $key ]]; then
   mkdir -p "$(dirname "$key")"
   ./target/release/shroud keygen --phantom-key es256 > "$key"
   chmod 600 "$key"
-  echo ">> created phantom signing key $key"
+  echo ">> created the phantom signing key $key"
 fi
-./target/release/shroud-demo-peers --issuer-addr 127.0.0.1:9090 --upstream-addr 127.0.0.1:7001 &
-peers=$!
-trap 'kill $peers 2>/dev/null || true' EXIT INT TERM
-sleep 1
-# The demo AS's client secret for Shroud; in production set it the same way, never in the file.
-export SHROUD__INTROSPECTION__CLIENT_SECRET=${SHROUD__INTROSPECTION__CLIENT_SECRET:-gateway-secret}
-./target/release/shroud serve --config config/shroud.toml
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+node scripts/dev-idp/index.js & pids+=($!)
+node scripts/demo-api/server.mjs 7001 & pids+=($!)
+./target/release/shroud serve --config config/demo.toml & pids+=($!)
+
+for _ in $(seq 1 100); do
+  curl -fsS -o /dev/null http://127.0.0.1:8080/readyz 2>/dev/null && break
+  sleep 0.2
+done
+
+cat <<'TEXT'
+
+Shroud is running.
+  Open http://127.0.0.1:8080/ : the example SPA (Log in → alice is logged in automatically).
+
+  An opaque token swapped for a JWT:
+    TOKEN=$(curl -s -u demo-client:demo-client-secret -d grant_type=client_credentials -d scope=read \
+            http://127.0.0.1:9090/token | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+    echo "$TOKEN"                                   # opaque
+    curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/api/hello
+    # → the demo API's answer shows the JWT it received from Shroud (iss https://shroud.local)
+
+Ctrl-C stops everything.
+TEXT
+wait -n "${pids[@]}"
