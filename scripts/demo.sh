@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
 ensure_build_deps
-ensure_debs node=nodejs npm=npm curl=curl
+ensure_node
+ensure_debs curl=curl
 npm ci --prefix scripts/dev-idp --no-audit --no-fund --loglevel=error
 cargo build --release --locked --bin shroud
 key=config/keys/phantom-es256.pem

@@ -16,7 +16,8 @@ ensure_debs redis-server=redis-server
 run_e2e=${SHROUD_E2E:-1}
 [[ $# -gt 0 ]] && run_e2e=0
 if [[ $run_e2e == 1 ]]; then
-  ensure_debs node=nodejs npm=npm /usr/bin/chromium=chromium
+  ensure_node
+  ensure_debs /usr/bin/chromium=chromium
   npm ci --prefix scripts/dev-idp --no-audit --no-fund --loglevel=error
   npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
 fi

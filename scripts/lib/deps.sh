@@ -30,3 +30,14 @@ ensure_build_deps() {
   command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust (https://rustup.rs)" >&2; return 1; }
   ensure_debs pkg-config=pkg-config /usr/include/openssl/ssl.h=libssl-dev cc=gcc
 }
+
+# Node.js ≥ 20 and npm (oidc-provider 9 and playwright-core need 20; Debian 12's own nodejs is 18).
+ensure_node() {
+  ensure_debs node=nodejs npm=npm
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  if (( major < 20 )); then
+    echo "Node.js >= 20 is required (found $(node --version)): install Debian 13's nodejs or a NodeSource build" >&2
+    return 1
+  fi
+}
