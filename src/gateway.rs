@@ -82,7 +82,9 @@ impl Gateway {
             )),
             CacheBackend::Memory => None,
         };
-        let cache = Arc::new(GrantCache::new(&config.cache, sealer.clone(), redis.clone(), metrics.clone()));
+        let fill_timeout = Duration::from_millis(config.introspection.timeout_ms + 500);
+        let cache =
+            Arc::new(GrantCache::new(&config.cache, sealer.clone(), redis.clone(), fill_timeout, metrics.clone()));
         let token_handler = if config.token_handler.enabled {
             let sessions = Arc::new(Sessions::new(sealer.clone(), redis));
             Some(TokenHandler::build(&config, http.clone(), issuer.clone(), sealer, sessions)?)

@@ -99,15 +99,22 @@ pub struct GrantCache {
     sealer: Sealer,
     max_ttl: Duration,
     negative_ttl: Duration,
+    fill_timeout: Duration,
     observer: Arc<dyn CacheObserver>,
 }
 
+/// How often an instance waiting for another instance's exchange looks for its result.
+const FILL_POLL: Duration = Duration::from_millis(10);
+
 impl GrantCache {
-    /// Builds the tiers from `[cache]`. `sealer` holds the key secret; `redis` is the shared tier, if any.
+    /// Builds the tiers from `[cache]`. `sealer` holds the key secret; `redis` is the shared tier, if any;
+    /// `fill_timeout` bounds how long an instance waits for another one's exchange (the introspection
+    /// timeout).
     pub fn new(
         config: &CacheConfig,
         sealer: Sealer,
         redis: Option<Arc<redis::RedisTier>>,
+        fill_timeout: Duration,
         observer: Arc<dyn CacheObserver>,
     ) -> GrantCache {
         let memory = Cache::builder().max_capacity(config.max_entries).expire_after(EntryExpiry).build();
@@ -117,6 +124,7 @@ impl GrantCache {
             sealer,
             max_ttl: Duration::from_secs(config.max_ttl_seconds),
             negative_ttl: Duration::from_secs(config.negative_ttl_seconds),
+            fill_timeout,
             observer,
         }
     }
@@ -183,44 +191,114 @@ impl GrantCache {
         Ok((entry.outcome, entry.tier))
     }
 
-    /// The coalesced load: Redis first, then the exchange, whose result is stored in Redis.
+    /// The entry Redis holds for `key`, if any (and if it opens with `token`).
+    async fn shared_entry(
+        &self,
+        redis: &redis::RedisTier,
+        token: &str,
+        key: &CacheKey,
+    ) -> Result<Option<Entry>, String> {
+        Ok(redis.get(&redis_key(key)).await?.and_then(|sealed| self.unseal(token, key, &sealed)))
+    }
+
+    /// The coalesced load: Redis first; then the exchange, under a short fill lock so that other instances
+    /// wait for this one's result instead of introspecting the same token; the result is stored in Redis.
     async fn load<F, Fut>(&self, token: &str, key: CacheKey, exchange: F) -> Result<Entry, Rejection>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Exchanged, Rejection>>,
     {
-        let redis_key = redis_key(&key);
-        if let Some(redis) = &self.redis {
-            match redis.get(&redis_key).await {
-                Ok(Some(sealed)) => match self.unseal(token, &key, &sealed) {
-                    Some(entry) => {
-                        self.observer.lookup(Tier::Redis, true);
-                        return Ok(entry);
-                    }
-                    None => self.observer.lookup(Tier::Redis, false),
-                },
-                Ok(None) => self.observer.lookup(Tier::Redis, false),
-                Err(e) => log::warn!("redis lookup failed ({e}); continuing without the shared tier"),
+        let Some(redis) = &self.redis else {
+            return exchange().await.map(|e| self.entry_for(e));
+        };
+        match self.shared_entry(redis, token, &key).await {
+            Ok(Some(entry)) => {
+                self.observer.lookup(Tier::Redis, true);
+                return Ok(entry);
+            }
+            Ok(None) => self.observer.lookup(Tier::Redis, false),
+            Err(e) => {
+                log::warn!("redis lookup failed ({e}); continuing without the shared tier");
+                return exchange().await.map(|e| self.entry_for(e));
             }
         }
-        let exchanged = exchange().await?;
+        let fence = match self.fill_or_wait(redis, token, &key).await {
+            Fill::Found(entry) => return Ok(entry),
+            Fill::Holding(fence) => Some(fence),
+            Fill::OnOurOwn => None,
+        };
+        let result = exchange().await.map(|e| self.entry_for(e));
+        if let Ok(entry) = &result {
+            self.store(redis, token, &key, entry).await;
+        }
+        if let Some(fence) = fence {
+            if let Err(e) = redis.unlock(&lock_key(&key), &fence).await {
+                log::debug!("fill lock release failed ({e}); it expires by itself");
+            }
+        }
+        result
+    }
+
+    /// Takes the fill lock for `key`, or waits (at most the introspection timeout) for the instance that
+    /// holds it to store its result.
+    async fn fill_or_wait(&self, redis: &redis::RedisTier, token: &str, key: &CacheKey) -> Fill {
+        let lock = lock_key(key);
+        let mut fence = [0u8; 16];
+        openssl::rand::rand_bytes(&mut fence).expect("the system CSPRNG is available");
+        let fence = hex::encode(fence);
+        match redis.try_lock(&lock, &fence, self.fill_timeout).await {
+            Ok(true) => return Fill::Holding(fence),
+            Ok(false) => {}
+            Err(_) => return Fill::OnOurOwn,
+        }
+        let deadline = Instant::now() + self.fill_timeout;
+        while Instant::now() < deadline {
+            tokio::time::sleep(FILL_POLL).await;
+            match self.shared_entry(redis, token, key).await {
+                Ok(Some(entry)) => {
+                    self.observer.lookup(Tier::Redis, true);
+                    return Fill::Found(entry);
+                }
+                Ok(None) => {}
+                Err(_) => return Fill::OnOurOwn,
+            }
+            if !redis.exists(&lock).await.unwrap_or(false) {
+                // The holder finished without a result to share (an error, or nothing cacheable).
+                if let Ok(Some(entry)) = self.shared_entry(redis, token, key).await {
+                    return Fill::Found(entry);
+                }
+                return match redis.try_lock(&lock, &fence, self.fill_timeout).await {
+                    Ok(true) => Fill::Holding(fence),
+                    _ => Fill::OnOurOwn,
+                };
+            }
+        }
+        Fill::OnOurOwn
+    }
+
+    /// A fresh exchange result as a cache entry.
+    fn entry_for(&self, exchanged: Exchanged) -> Entry {
         let ttl = self.ttl_for(&exchanged);
-        let entry = Entry { outcome: exchanged.outcome, ttl, tier: Tier::Miss };
-        if let (Some(redis), false) = (&self.redis, ttl.is_zero()) {
-            let stored = Stored {
-                jwt: match &entry.outcome {
-                    Outcome::Active(grant) => Some(grant.jwt().to_string()),
-                    Outcome::Inactive => None,
-                },
-                until_ms: now_ms() + ttl.as_millis() as u64,
-            };
-            let plaintext = serde_json::to_vec(&stored).unwrap_or_default();
-            let sealed = self.sealer.seal(token, &key, &plaintext);
-            if let Err(e) = redis.set(&redis_key, &sealed, ttl).await {
-                log::warn!("redis store failed ({e}); the entry stays in-process only");
-            }
+        Entry { outcome: exchanged.outcome, ttl, tier: Tier::Miss }
+    }
+
+    /// Writes an entry to Redis, sealed, with the same TTL as in process.
+    async fn store(&self, redis: &redis::RedisTier, token: &str, key: &CacheKey, entry: &Entry) {
+        if entry.ttl.is_zero() {
+            return;
         }
-        Ok(entry)
+        let stored = Stored {
+            jwt: match &entry.outcome {
+                Outcome::Active(grant) => Some(grant.jwt().to_string()),
+                Outcome::Inactive => None,
+            },
+            until_ms: now_ms() + entry.ttl.as_millis() as u64,
+        };
+        let plaintext = serde_json::to_vec(&stored).unwrap_or_default();
+        let sealed = self.sealer.seal(token, key, &plaintext);
+        if let Err(e) = redis.set(&redis_key(key), &sealed, entry.ttl).await {
+            log::warn!("redis store failed ({e}); the entry stays in-process only");
+        }
     }
 
     fn unseal(&self, token: &str, key: &CacheKey, sealed: &[u8]) -> Option<Entry> {
@@ -251,6 +329,21 @@ impl GrantCache {
 /// The Redis key of a grant.
 fn redis_key(key: &CacheKey) -> String {
     format!("shroud:v1:grant:{}", hex::encode(key))
+}
+
+/// The Redis key of the fill lock for a grant.
+fn lock_key(key: &CacheKey) -> String {
+    format!("shroud:v1:lock:{}", hex::encode(key))
+}
+
+/// What an instance does about a token no tier holds.
+enum Fill {
+    /// Another instance stored the result meanwhile.
+    Found(Entry),
+    /// This instance holds the fill lock (with this fence) and exchanges the token.
+    Holding(String),
+    /// No coordination possible (Redis trouble, or the holder vanished): exchange without the lock.
+    OnOurOwn,
 }
 
 fn still_valid(outcome: &Outcome) -> bool {

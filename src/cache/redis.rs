@@ -113,6 +113,28 @@ impl RedisTier {
         Ok(pubsub)
     }
 
+    /// SET `key` = `fence` only if absent, expiring after `ttl`: a lock whose holder is known by its fence.
+    pub async fn try_lock(&self, key: &str, fence: &str, ttl: Duration) -> Result<bool, String> {
+        let millis = ttl.as_millis().max(1) as u64;
+        let set: Option<String> =
+            self.run(redis::cmd("SET").arg(key).arg(fence).arg("NX").arg("PX").arg(millis)).await?;
+        Ok(set.is_some())
+    }
+
+    /// Releases a lock only if it still holds `fence` (a lock that expired and was taken by another
+    /// instance is left alone).
+    pub async fn unlock(&self, key: &str, fence: &str) -> Result<(), String> {
+        let script = redis::Script::new(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end",
+        );
+        let mut connection = self.connection().await?;
+        tokio::time::timeout(OPERATION_TIMEOUT, script.key(key).arg(fence).invoke_async::<i64>(&mut connection))
+            .await
+            .map_err(|_| "operation timed out".to_string())?
+            .map(|_| ())
+            .map_err(|e| format!("{:?}", e.kind()))
+    }
+
     /// Whether Redis answers PING.
     pub async fn ping(&self) -> bool {
         self.run::<String>(&redis::cmd("PING")).await.is_ok()

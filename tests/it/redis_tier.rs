@@ -109,3 +109,54 @@ async fn redis_outage_degrades_readiness_but_not_service() {
     assert_eq!(get("t3").await.unwrap().status(), 200);
     assert_eq!(dump(&redis).len(), 1, "entries are stored again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_uses_across_two_instances_share_one_introspection() {
+    let redis = RedisServer::start();
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    idp.set_behaviour(Behaviour { delay_ms: 300, ..Default::default() });
+    let a = start(with_redis(config(&idp, &api, ResponseMode::Json), &redis.url()));
+    let b = start(with_redis(config(&idp, &api, ResponseMode::Json), &redis.url()));
+    idp.issue("hot", TokenSpec::active("a", "read", 300));
+    let http = client();
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        let url = format!("{}/api/x", if i % 2 == 0 { a.url() } else { b.url() });
+        let http = http.clone();
+        set.spawn(async move { http.get(url).bearer_auth("hot").send().await.map(|r| r.status().as_u16()) });
+    }
+    while let Some(result) = set.join_next().await {
+        assert_eq!(result.unwrap().unwrap(), 200);
+    }
+    assert_eq!(idp.introspections(), 1, "100 concurrent first uses on two instances, one introspection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_lock_holder_stalls_nobody_beyond_the_introspection_timeout() {
+    let redis = RedisServer::start();
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let shroud = start(with_redis(config(&idp, &api, ResponseMode::Json), &redis.url()));
+    idp.issue("orphan", TokenSpec::active("a", "read", 300));
+    // An instance took the fill lock for this token and died: the lock stays for 30 s.
+    let key = hex::encode(shroud.gateway.cache.key("orphan"));
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("shroud:v1:lock:{key}"))
+        .arg("dead")
+        .arg("PX")
+        .arg(30_000)
+        .query(&mut conn)
+        .unwrap();
+    let started = std::time::Instant::now();
+    let resp = client().get(format!("{}/api/x", shroud.url())).bearer_auth("orphan").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let waited = started.elapsed();
+    assert!(waited >= std::time::Duration::from_millis(1000), "it waited for the holder first ({waited:?})");
+    assert!(
+        waited < std::time::Duration::from_millis(2500),
+        "but no longer than the introspection timeout ({waited:?})"
+    );
+    assert_eq!(idp.introspections(), 1);
+}
