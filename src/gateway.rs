@@ -93,7 +93,7 @@ impl Gateway {
         };
         let client = IntrospectionClient::new(http, &config.introspection);
         let exchanger = Exchanger::new(&config, issuer.clone(), client, signer.clone(), metrics.clone());
-        let routes = RouteTable::new(&config.routes);
+        let routes = RouteTable::new(&config.routes, &metrics);
         Ok(Gateway { config, routes, issuer, exchanger, cache, token_handler, signer, metrics })
     }
 }

@@ -88,3 +88,7 @@ fn main() -> ExitCode {
         },
     }
 }
+
+/// mimalloc: the request path makes many small, short-lived allocations (header maps, buffers).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

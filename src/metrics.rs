@@ -74,6 +74,43 @@ impl Metrics {
     }
 }
 
+/// Statuses whose counters are resolved once per route, so that the request path does no label lookup.
+const COMMON_STATUSES: &[u16] = &[200, 201, 204, 206, 304, 400, 401, 403, 404, 405, 429, 500, 502, 503, 504];
+
+/// One route's metric handles, resolved at start.
+pub struct RouteMetrics {
+    label: String,
+    latency: Histogram,
+    statuses: Vec<(u16, prometheus::IntCounter)>,
+    requests: IntCounterVec,
+}
+
+impl RouteMetrics {
+    /// Counts a request with `status` that took `seconds`.
+    pub fn record(&self, status: u16, seconds: f64) {
+        self.latency.observe(seconds);
+        match self.statuses.iter().find(|(s, _)| *s == status) {
+            Some((_, counter)) => counter.inc(),
+            None => self.requests.with_label_values(&[&self.label, &status.to_string()]).inc(),
+        }
+    }
+}
+
+impl Metrics {
+    /// The handles for the route labelled `label` (its prefix, or `-` for requests no route matched).
+    pub fn for_route(&self, label: &str) -> RouteMetrics {
+        RouteMetrics {
+            label: label.to_string(),
+            latency: self.request_latency.with_label_values(&[label]),
+            statuses: COMMON_STATUSES
+                .iter()
+                .map(|s| (*s, self.requests.with_label_values(&[label, &s.to_string()])))
+                .collect(),
+            requests: self.requests.clone(),
+        }
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()

@@ -20,12 +20,13 @@ use crate::gateway::Gateway;
 use crate::token_handler::proxy;
 use actix_web::http::header::HeaderValue;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use route::Route;
 use std::time::Instant;
 
 /// What the access log and metrics learn about a request as it travels.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Trace<'g> {
-    route: Option<&'g str>,
+    route: Option<&'g Route>,
     tier: Option<Tier>,
     /// A trusted Origin on a cookie route: every answer gets CORS headers for it.
     cors_origin: Option<HeaderValue>,
@@ -40,7 +41,7 @@ async fn journey<'g>(
     trace: &mut Trace<'g>,
 ) -> Result<HttpResponse, Rejection> {
     let (route, path) = gateway.routes.select(req.path())?;
-    trace.route = Some(&route.prefix);
+    trace.route = Some(route);
     let token_handler = gateway.token_handler.as_ref();
     if let (Some(th), true) = (token_handler, route.takes_cookies()) {
         trace.cors_origin = proxy::trusted_origin(th, req);
@@ -76,7 +77,7 @@ pub async fn handle(
         th.cors.decorate(response.headers_mut(), origin);
     }
     let elapsed = started.elapsed();
-    let route = trace.route.unwrap_or("-");
+    let route = trace.route.map_or("-", |r| r.prefix.as_str());
     let cache = trace.tier.map_or("-", |t| t.label());
     let status = response.status().as_u16();
     log::info!(
@@ -86,7 +87,7 @@ pub async fn handle(
         req.path(),
         elapsed.as_secs_f64() * 1000.0
     );
-    gateway.metrics.requests.with_label_values(&[route, response.status().as_str()]).inc();
-    gateway.metrics.request_latency.with_label_values(&[route]).observe(elapsed.as_secs_f64());
+    let metrics = trace.route.map_or(&gateway.routes.unrouted, |r| &r.metrics);
+    metrics.record(status, elapsed.as_secs_f64());
     response
 }

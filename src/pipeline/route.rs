@@ -2,10 +2,10 @@
 
 use crate::config::{CredentialKind, RouteConfig};
 use crate::error::Rejection;
+use crate::metrics::{Metrics, RouteMetrics};
 use std::time::Duration;
 
 /// A route as the request path uses it, built once from `[[routes]]`.
-#[derive(Debug)]
 pub struct Route {
     /// The configured prefix, without a trailing slash (except the root route `/`).
     pub prefix: String,
@@ -23,17 +23,18 @@ pub struct Route {
     pub timeout: Duration,
     /// Files served instead of proxying, when the route has `static_dir`.
     pub static_dir: Option<std::path::PathBuf>,
+    /// Its metric handles.
+    pub metrics: RouteMetrics,
 }
 
 impl Route {
     /// Builds a route from its configuration.
-    pub fn from_config(config: &RouteConfig) -> Route {
+    pub fn from_config(config: &RouteConfig, metrics: &Metrics) -> Route {
         let prefix = match config.path_prefix.trim_end_matches('/') {
             "" => "/".to_string(),
             trimmed => trimmed.to_string(),
         };
         Route {
-            prefix,
             upstream: config.upstream.trim_end_matches('/').to_string(),
             credentials: config.credentials,
             required_scopes: config.required_scopes.clone(),
@@ -41,6 +42,8 @@ impl Route {
             strip_prefix: config.strip_prefix,
             timeout: Duration::from_millis(config.timeout_ms),
             static_dir: (!config.static_dir.is_empty()).then(|| std::path::PathBuf::from(&config.static_dir)),
+            metrics: metrics.for_route(&prefix),
+            prefix,
         }
     }
 
@@ -70,17 +73,18 @@ impl Route {
 }
 
 /// The routes, longest prefix first.
-#[derive(Debug)]
 pub struct RouteTable {
     routes: Vec<Route>,
+    /// Metrics of requests no route matched.
+    pub unrouted: RouteMetrics,
 }
 
 impl RouteTable {
     /// Builds the table from `[[routes]]`.
-    pub fn new(configs: &[RouteConfig]) -> RouteTable {
-        let mut routes: Vec<Route> = configs.iter().map(Route::from_config).collect();
+    pub fn new(configs: &[RouteConfig], metrics: &Metrics) -> RouteTable {
+        let mut routes: Vec<Route> = configs.iter().map(|c| Route::from_config(c, metrics)).collect();
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
-        RouteTable { routes }
+        RouteTable { routes, unrouted: metrics.for_route("-") }
     }
 
     /// Normalises `raw_path` and finds its route: the route and the path to forward.
@@ -152,25 +156,30 @@ mod tests {
 
     #[test]
     fn longest_prefix_on_segment_boundaries() {
-        let table = RouteTable::new(&[
-            route("/", "http://root", false),
-            route("/api", "http://a", false),
-            route("/api/admin/", "http://b", false),
-        ]);
+        let m = Metrics::new();
+        let table = RouteTable::new(
+            &[
+                route("/", "http://root", false),
+                route("/api", "http://a", false),
+                route("/api/admin/", "http://b", false),
+            ],
+            &m,
+        );
         assert_eq!(table.select("/api/x").unwrap().0.upstream, "http://a");
         assert_eq!(table.select("/api").unwrap().0.upstream, "http://a");
         assert_eq!(table.select("/apix").unwrap().0.upstream, "http://root");
         assert_eq!(table.select("/api/admin").unwrap().0.upstream, "http://b");
         assert_eq!(table.select("/api/admin/users").unwrap().0.upstream, "http://b");
-        let no_root = RouteTable::new(&[route("/api", "http://a", false)]);
-        assert_eq!(no_root.select("/other").unwrap_err(), Rejection::NotFound);
+        let no_root = RouteTable::new(&[route("/api", "http://a", false)], &m);
+        assert!(matches!(no_root.select("/other"), Err(Rejection::NotFound)));
     }
 
     #[test]
     fn upstream_urls() {
-        let keep = Route::from_config(&route("/api", "http://u:1/base/", false));
+        let m = Metrics::new();
+        let keep = Route::from_config(&route("/api", "http://u:1/base/", false), &m);
         assert_eq!(keep.upstream_url("/api/x", "a=1"), "http://u:1/base/api/x?a=1");
-        let strip = Route::from_config(&route("/api", "http://u:1", true));
+        let strip = Route::from_config(&route("/api", "http://u:1", true), &m);
         assert_eq!(strip.upstream_url("/api/x", ""), "http://u:1/x");
         assert_eq!(strip.upstream_url("/api", ""), "http://u:1/");
     }
