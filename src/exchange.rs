@@ -139,12 +139,13 @@ impl Exchanger {
             Rejection::AuthorizationServerError
         };
         if let Some(jwt) = jwt {
-            return Grant::new(&jwt, claims).map_err(refuse);
+            return Grant::new(&jwt, &claims).map_err(refuse);
         }
         let signer = self.signer.as_ref().ok_or_else(|| refuse("no phantom signing key"))?;
         let phantom = phantom_claims(&claims, &self.phantom_issuer, self.phantom_max_ttl, now_secs());
-        let jwt = signer.mint(phantom.clone()).map_err(|e| refuse(&e))?;
-        Grant::new(&jwt, phantom).map_err(refuse)
+        let grant_claims = phantom.clone();
+        let jwt = signer.mint(phantom).map_err(|e| refuse(&e))?;
+        Grant::new(&jwt, &grant_claims).map_err(refuse)
     }
 }
 
