@@ -13,7 +13,8 @@ assert set(services) == {"redis", "dev-idp", "demo-api", "shroud"}, services.key
 for name, service in services.items():
     assert service.get("network_mode") == "host", f"{name}: host networking mirrors config/demo.toml"
 shroud = services["shroud"]
-assert shroud["environment"]["SHROUD_CONFIG"] == "config/demo.toml"
+env = dict(l.split("=", 1) for l in open("config/demo-compose.env").read().splitlines() if l and not l.startswith("#"))
+assert shroud["env_file"] == ["config/demo-compose.env"] and env["SHROUD_CONFIG"] == "config/demo.toml"
 print("docker-compose.yml: OK")
 PY
 echo "container files: OK"
