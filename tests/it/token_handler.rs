@@ -478,3 +478,19 @@ async fn an_unreachable_authorization_server_is_502_with_cors() {
     let resp = spa.send(Method::GET, "/oauth-agent/nothing-here", None).await;
     assert_agent_error(resp, 404, "not_found").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_authorization_endpoint_is_500_server_error() {
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let mut c = token_handler_config(config(&idp, &api, ResponseMode::Json));
+    // Discovery fails; only the configured endpoints are known, and none is the authorization endpoint.
+    c.issuer.url = format!("http://127.0.0.1:{}", shroud_testkit::net::free_port());
+    c.issuer.introspection_endpoint = Some(format!("{}/introspect", idp.url()));
+    c.issuer.jwks_uri = Some(format!("{}/jwks", idp.url()));
+    let shroud = start(c);
+    let mut spa = Browser::new(&shroud.url());
+    let resp = spa.send(Method::POST, "/oauth-agent/login/start", None).await;
+    assert_eq!(resp.headers()["access-control-allow-origin"], ORIGIN);
+    assert_agent_error(resp, 500, "server_error").await;
+}

@@ -36,6 +36,19 @@ async fn jwt_mode_refuses_tampered_access_tokens() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_jwt_mode_tokens_are_cached_as_inactive() {
+    let env = Env::new(ResponseMode::Jwt);
+    env.token("forged", "read");
+    env.idp.set_behaviour(Behaviour { tamper: Tamper::BadSignature, ..Default::default() });
+    for _ in 0..3 {
+        let resp = env.get("/api/x", Some("forged")).await;
+        assert_refusal(resp, 401, "invalid_token", Some("Bearer realm=\"shroud\", error=\"invalid_token\"")).await;
+    }
+    assert_eq!(env.idp.introspections(), 1, "a forged token floods nobody: cached for negative_ttl_seconds");
+    assert_eq!(env.api.hits(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc9701_mode_refuses_untrustworthy_answers() {
     for tamper in [
         Tamper::AlgNone,
