@@ -35,8 +35,10 @@ pub enum Rejection {
     NotFound,
     /// 404 `not_found`: a static route has no such file.
     FileNotFound,
-    /// 405 `method_not_allowed`.
-    MethodNotAllowed,
+    /// 405 `method_not_allowed`, with the `Allow` list.
+    MethodNotAllowed(Cow<'static, str>),
+    /// 403 `access_denied`: a claim rule of the route does not hold (named, never the claim's value).
+    PolicyDenied(String),
     /// 502 `authorization_server_error`: the AS refused Shroud's own credentials or answered nonsense.
     AuthorizationServerError,
     /// 503 `authorization_server_unavailable`: unreachable, timed out, 5xx, or not yet discovered.
@@ -67,7 +69,8 @@ impl Rejection {
             Rejection::CookieRejected(_) => "unauthorized_request",
             Rejection::InsufficientScope(_) => "insufficient_scope",
             Rejection::NotFound | Rejection::FileNotFound => "not_found",
-            Rejection::MethodNotAllowed => "method_not_allowed",
+            Rejection::MethodNotAllowed(_) => "method_not_allowed",
+            Rejection::PolicyDenied(_) => "access_denied",
             Rejection::AuthorizationServerError => "authorization_server_error",
             Rejection::AuthorizationServerUnavailable => "authorization_server_unavailable",
             Rejection::UpstreamUnavailable => "upstream_unavailable",
@@ -86,7 +89,8 @@ impl Rejection {
             }
             Rejection::NotFound => "no route matches this path".into(),
             Rejection::FileNotFound => "no such file".into(),
-            Rejection::MethodNotAllowed => "this method is not allowed here".into(),
+            Rejection::MethodNotAllowed(_) => "this method is not allowed here".into(),
+            Rejection::PolicyDenied(rule) => format!("the request does not satisfy the rule `{rule}`").into(),
             Rejection::AuthorizationServerError => "the authorization server refused the gateway's request".into(),
             Rejection::AuthorizationServerUnavailable => "the authorization server is unavailable; retry later".into(),
             Rejection::UpstreamUnavailable => "the upstream service is unavailable".into(),
@@ -126,7 +130,8 @@ impl ResponseError for Rejection {
             }
             Rejection::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Rejection::NotFound | Rejection::FileNotFound => StatusCode::NOT_FOUND,
-            Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Rejection::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Rejection::PolicyDenied(_) => StatusCode::FORBIDDEN,
             Rejection::AuthorizationServerError | Rejection::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Rejection::AuthorizationServerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -139,6 +144,11 @@ impl ResponseError for Rejection {
         if let Some(challenge) = self.challenge() {
             if let Ok(value) = HeaderValue::from_str(&challenge) {
                 builder.insert_header((header::WWW_AUTHENTICATE, value));
+            }
+        }
+        if let Rejection::MethodNotAllowed(allow) = self {
+            if let Ok(value) = HeaderValue::from_str(allow) {
+                builder.insert_header((header::ALLOW, value));
             }
         }
         if *self == Rejection::AuthorizationServerUnavailable {

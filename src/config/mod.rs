@@ -305,6 +305,43 @@ pub struct RouteConfig {
     /// Time allowed for the upstream to answer (headers), in milliseconds.
     #[serde(default = "default_upstream_timeout")]
     pub timeout_ms: u64,
+    /// Allowed methods; empty = all. Others get 405 before any credential is looked at.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    /// `[routes.require]`: named claim rules that must all hold (RBAC/ABAC), e.g.
+    /// `roles = { claim = "roles", any_of = ["hr"] }`, `dept = { claim = "dept", equals = "hr" }`,
+    /// `hours = { utc_between = ["07:00", "19:00"] }`. Checked strictly at start.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub require: std::collections::BTreeMap<String, serde_json::Value>,
+    /// `[routes.forward_claims]`: claim (dotted path) → upstream header set from the verified claims;
+    /// incoming headers of those names are always removed first.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub forward_claims: std::collections::BTreeMap<String, String>,
+    /// Whether the JWT is forwarded in `Authorization` (default true).
+    #[serde(default = "default_true")]
+    pub forward_token: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for RouteConfig {
+    fn default() -> Self {
+        RouteConfig {
+            path_prefix: "/".into(),
+            upstream: String::new(),
+            static_dir: String::new(),
+            credentials: default_credentials(),
+            required_scopes: Vec::new(),
+            strip_prefix: false,
+            timeout_ms: default_upstream_timeout(),
+            methods: Vec::new(),
+            require: Default::default(),
+            forward_claims: Default::default(),
+            forward_token: true,
+        }
+    }
 }
 
 fn default_credentials() -> CredentialKind {

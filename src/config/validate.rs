@@ -243,6 +243,39 @@ impl Config {
             if route.timeout_ms == 0 {
                 return Err(ConfigError::new(key("timeout_ms"), "must be greater than 0"));
             }
+            for method in &route.methods {
+                if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+                    return Err(ConfigError::new(
+                        key("methods"),
+                        format!("{method:?} is not a method such as \"GET\""),
+                    ));
+                }
+            }
+            let needs_token = !route.require.is_empty() || !route.forward_claims.is_empty();
+            if needs_token && (route.credentials == CredentialKind::None || !route.static_dir.is_empty()) {
+                return Err(ConfigError::new(
+                    key("require"),
+                    "claim rules and forward_claims need a route that takes a token",
+                ));
+            }
+            for (name, spec) in &route.require {
+                crate::pipeline::rules::Rule::parse(name, spec)
+                    .map_err(|e| ConfigError::new(format!("routes[{index}].require.{name}"), e))?;
+            }
+            for (claim, header) in &route.forward_claims {
+                let key = format!("routes[{index}].forward_claims.{claim}");
+                if claim.is_empty() || claim.split('.').any(str::is_empty) {
+                    return Err(ConfigError::new(key, "not a claim name or dotted path"));
+                }
+                let name = actix_web::http::header::HeaderName::try_from(header.as_str())
+                    .map_err(|_| ConfigError::new(key.clone(), format!("{header:?} is not a header name")))?;
+                if matches!(
+                    name.as_str(),
+                    "authorization" | "cookie" | "host" | "content-length" | "transfer-encoding" | "connection"
+                ) {
+                    return Err(ConfigError::new(key, format!("{header} cannot carry a claim")));
+                }
+            }
         }
         Ok(())
     }
@@ -265,6 +298,7 @@ mod tests {
             required_scopes: vec!["read".into()],
             strip_prefix: false,
             timeout_ms: 1000,
+            ..Default::default()
         });
         c
     }

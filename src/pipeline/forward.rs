@@ -101,16 +101,55 @@ fn connection_listed(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-fn request_headers(req: &HttpRequest, grant: Option<&Grant>, cookies: CookiePolicy<'_>, out: &mut HeaderMap) {
+/// Who the request is on behalf of: the grant and, when the route forwards claims, its claims.
+#[derive(Clone, Copy)]
+pub struct Identity<'a> {
+    /// The grant (none on credential-free routes).
+    pub grant: Option<&'a Grant>,
+    /// Its claims, decoded when the route needs them.
+    pub claims: Option<&'a serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A claim as a header value: strings as they are, arrays of strings space-separated, other JSON as JSON.
+fn claim_header(value: &serde_json::Value) -> Option<HeaderValue> {
+    let text = match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(items) if items.iter().all(serde_json::Value::is_string) => {
+            items.iter().filter_map(serde_json::Value::as_str).collect::<Vec<_>>().join(" ")
+        }
+        serde_json::Value::Null => return None,
+        other => other.to_string(),
+    };
+    HeaderValue::from_str(&text).ok()
+}
+
+fn request_headers(
+    route: &Route,
+    req: &HttpRequest,
+    identity: Identity<'_>,
+    cookies: CookiePolicy<'_>,
+    out: &mut HeaderMap,
+) {
     let incoming = req.headers();
     let listed = connection_listed(incoming);
     for (name, value) in incoming.iter() {
-        if !is_hop_by_hop(name, &listed) && !REPLACED.contains(&name.as_str()) {
+        let forged = route.forward_claims.iter().any(|(_, header)| header == name);
+        if !is_hop_by_hop(name, &listed) && !REPLACED.contains(&name.as_str()) && !forged {
             cookies.pass(name, value, out);
         }
     }
-    if let Some(grant) = grant {
+    if let (Some(grant), true) = (identity.grant, route.forward_token) {
         out.insert(header::AUTHORIZATION, grant.authorization().clone());
+    }
+    if let Some(claims) = identity.claims {
+        for (path, name) in &route.forward_claims {
+            match super::rules::lookup(claims, path).and_then(claim_header) {
+                Some(value) => {
+                    out.insert(name.clone(), value);
+                }
+                None => log::debug!("claim for header {name} absent or not representable"),
+            }
+        }
     }
     let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
     let previous: Vec<&str> = incoming.get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).collect();
@@ -135,13 +174,13 @@ pub async fn forward(
     path: &str,
     req: &HttpRequest,
     payload: web::Payload,
-    grant: Option<&Grant>,
+    identity: Identity<'_>,
     cookies: CookiePolicy<'_>,
     client: &awc::Client,
 ) -> Result<HttpResponse, Rejection> {
     let url = route.upstream_url(path, req.query_string());
     let mut upstream = client.request(req.method().clone(), url).no_decompress().timeout(route.timeout);
-    request_headers(req, grant, cookies, upstream.headers_mut());
+    request_headers(route, req, identity, cookies, upstream.headers_mut());
     let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
     let sent = match (content_length(req.headers()), chunked) {
         (_, true) => upstream.send_stream(payload).await,

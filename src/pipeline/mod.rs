@@ -12,6 +12,7 @@ pub mod exchange;
 pub mod forward;
 pub mod policy;
 pub mod route;
+pub mod rules;
 pub mod static_files;
 
 use crate::cache::Tier;
@@ -49,15 +50,18 @@ async fn journey<'g>(
             return answer;
         }
     }
+    route.check_method(req.method())?;
     let credential = credential::extract(route.credentials, req, token_handler)?;
     let exchanged = exchange::exchange(gateway, &credential).await?;
     trace.tier = exchanged.tier;
-    policy::authorize(route, exchanged.grant.as_deref())?;
+    let claims = exchanged.grant.as_deref().filter(|_| route.needs_claims()).map(|g| g.claims());
+    policy::authorize(route, exchanged.grant.as_deref(), claims.as_ref())?;
     if let Some(dir) = &route.static_dir {
         return static_files::serve(route, dir, &path, req).await;
     }
     let cookies = forward::CookiePolicy::for_route(route, token_handler.map(|th| &th.jar));
-    forward::forward(route, &path, req, payload, exchanged.grant.as_deref(), cookies, client).await
+    let identity = forward::Identity { grant: exchanged.grant.as_deref(), claims: claims.as_ref() };
+    forward::forward(route, &path, req, payload, identity, cookies, client).await
 }
 
 /// The handler for every proxied request.

@@ -25,6 +25,15 @@ pub struct Route {
     pub static_dir: Option<std::path::PathBuf>,
     /// Its metric handles.
     pub metrics: RouteMetrics,
+    /// Allowed methods (empty = all) and the `Allow` header listing them.
+    pub methods: Vec<actix_web::http::Method>,
+    allow: String,
+    /// Claim rules that must all hold.
+    pub rules: Vec<super::rules::Rule>,
+    /// Claims (dotted paths) set as upstream headers.
+    pub forward_claims: Vec<(Vec<String>, actix_web::http::header::HeaderName)>,
+    /// Whether the JWT is forwarded in `Authorization`.
+    pub forward_token: bool,
 }
 
 impl Route {
@@ -44,6 +53,36 @@ impl Route {
             static_dir: (!config.static_dir.is_empty()).then(|| std::path::PathBuf::from(&config.static_dir)),
             metrics: metrics.for_route(&prefix),
             prefix,
+            methods: config.methods.iter().filter_map(|m| m.parse().ok()).collect(),
+            allow: config.methods.join(", "),
+            rules: config
+                .require
+                .iter()
+                .filter_map(|(name, spec)| super::rules::Rule::parse(name, spec).ok())
+                .collect(),
+            forward_claims: config
+                .forward_claims
+                .iter()
+                .filter_map(|(claim, header)| {
+                    let name = actix_web::http::header::HeaderName::try_from(header.as_str()).ok()?;
+                    Some((claim.split('.').map(str::to_string).collect(), name))
+                })
+                .collect(),
+            forward_token: config.forward_token,
+        }
+    }
+
+    /// Whether the policy or forward stage needs the token's full claims.
+    pub fn needs_claims(&self) -> bool {
+        !self.rules.is_empty() || !self.forward_claims.is_empty()
+    }
+
+    /// 405 unless the route allows `method`.
+    pub fn check_method(&self, method: &actix_web::http::Method) -> Result<(), Rejection> {
+        if self.methods.is_empty() || self.methods.contains(method) {
+            Ok(())
+        } else {
+            Err(Rejection::MethodNotAllowed(self.allow.clone().into()))
         }
     }
 
@@ -151,6 +190,7 @@ mod tests {
             required_scopes: vec![],
             strip_prefix: strip,
             timeout_ms: 1000,
+            ..Default::default()
         }
     }
 

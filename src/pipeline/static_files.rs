@@ -37,7 +37,7 @@ fn locate(dir: &Path, rest: &str) -> Option<PathBuf> {
 /// Serves the file for the normalised `path` of a static route.
 pub async fn serve(route: &Route, dir: &Path, path: &str, req: &HttpRequest) -> Result<HttpResponse, Rejection> {
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
-        return Err(Rejection::MethodNotAllowed);
+        return Err(Rejection::MethodNotAllowed("GET, HEAD".into()));
     }
     let rest = if route.prefix == "/" { path } else { &path[route.prefix.len()..] };
     let file = locate(dir, rest).ok_or(Rejection::FileNotFound)?;

@@ -130,6 +130,15 @@ fn bad_configurations_fail_naming_the_key() {
             "token_handler.trusted_web_origins",
         ),
         (base_config("").replace("required_scopes = [\"read\"]", "credentials = \"cookie\""), "routes[0].credentials"),
+        (
+            format!("{}[routes.require]\nroles = {{ claim = \"roles\", none_of = [\"x\"] }}\n", base_config("")),
+            "routes[0].require.roles",
+        ),
+        (
+            format!("{}[routes.require]\nroles = {{ claim = \"roles\", any_of = [] }}\n", base_config("")),
+            "routes[0].require.roles",
+        ),
+        (format!("{}methods = [\"get\"]\n", base_config("")), "routes[0].methods"),
     ];
     for (text, key) in cases {
         let path = write_config(&text);

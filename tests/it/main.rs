@@ -10,6 +10,7 @@ mod failures;
 mod forwarding;
 mod modes;
 mod ops;
+mod policy;
 mod redis_tier;
 mod spa;
 mod token_handler;

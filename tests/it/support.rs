@@ -28,6 +28,7 @@ pub fn route(prefix: &str, upstream: &str, scopes: &[&str]) -> RouteConfig {
         required_scopes: scopes.iter().map(|s| s.to_string()).collect(),
         strip_prefix: false,
         timeout_ms: 2000,
+        ..Default::default()
     }
 }
 
