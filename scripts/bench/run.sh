@@ -186,9 +186,12 @@ start_nginx() { # start_nginx NAME
 }
 start_shroud() { # start_shroud NAME PORT BACKEND MAX_ENTRIES
     render "$BENCH_DIR/shroud/shroud.toml.template" "$TMP/$1.toml" PORT="$2" AS_PORT="$P_AS" \
-        PHANTOM_KEY="$TMP/phantom-es256.pem" BACKEND="$3" REDIS_PORT="$P_REDIS" KEY_SECRET="$KEY_SECRET" \
+        PHANTOM_KEY="$TMP/phantom-es256.pem" BACKEND="$3" REDIS_PORT="$P_REDIS" \
         MAX_ENTRIES="$4" COOKIE_KEY="$COOKIE_KEY" UPSTREAM_PORT="$P_UP"
-    start "$1" env RUST_LOG=warn "$SHROUD" serve --config "$TMP/$1.toml"
+    # Secrets come from the environment, as the README recommends, never from the file.
+    start "$1" env RUST_LOG=warn SHROUD__INTROSPECTION__CLIENT_SECRET=gateway-secret \
+        SHROUD__TOKEN_HANDLER__CLIENT_SECRET=webapp-secret SHROUD__CACHE__KEY_SECRET="$KEY_SECRET" \
+        "$SHROUD" serve --config "$TMP/$1.toml"
 }
 
 log "temp dir $TMP; results in ${OUT#"$ROOT"/}"
