@@ -6,9 +6,6 @@ use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-/// Paths served by Shroud itself; they take precedence over `[[routes]]`.
-pub const PATHS: &[&str] = &["/healthz", "/readyz", "/metrics", "/.well-known/jwks.json"];
-
 /// Registers the operational endpoints.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))

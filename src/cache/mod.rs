@@ -158,11 +158,6 @@ impl GrantCache {
         }
     }
 
-    /// Entries in the in-process tier (approximate).
-    pub fn entry_count(&self) -> u64 {
-        self.memory.entry_count()
-    }
-
     /// The outcome for `token`: from a tier, or from `exchange` (run once for all concurrent callers).
     /// `key` must be [`GrantCache::key`] of `token`.
     pub async fn get_or_exchange<F, Fut>(

@@ -9,7 +9,7 @@ use super::oauth::{GrantError, LoginState, TokenResponse, RESERVED_PARAMS};
 use super::TokenHandler;
 use crate::gateway::Gateway;
 use crate::issuer::Metadata;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -233,9 +233,7 @@ async fn login_end(http_req: HttpRequest, body: web::Bytes, gateway: web::Data<G
         };
         let param = |name: &str| page.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
         if let Some(error) = param("error") {
-            let mut error = AgentError::from_callback(&error);
-            error.clears_session = false;
-            return Err(error);
+            return Err(AgentError::from_callback(&error));
         }
         let Some(code) = param("code") else { return Ok(session_report(th, req)) };
         let state = param("state").ok_or_else(|| AgentError::invalid_request("the callback has no state"))?;
@@ -414,13 +412,9 @@ async fn other(http_req: HttpRequest, gateway: web::Data<Gateway>) -> HttpRespon
             });
         }
         match origin {
-            OriginCheck::Trusted(value) => Ok(preflight(th, &value)),
+            OriginCheck::Trusted(value) => Ok(th.cors.preflight(&value)),
             _ => Err(AgentError::unauthorized("the Origin is not trusted")),
         }
     })
     .await
-}
-
-fn preflight(th: &TokenHandler, origin: &HeaderValue) -> HttpResponse {
-    th.cors.preflight(origin)
 }
