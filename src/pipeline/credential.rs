@@ -2,7 +2,7 @@
 
 use crate::config::CredentialKind;
 use crate::error::Rejection;
-use crate::token_handler::{proxy, TokenHandler};
+use crate::token_handler::proxy::CookieContext;
 use actix_web::http::header::{HeaderMap, AUTHORIZATION};
 use actix_web::HttpRequest;
 
@@ -36,15 +36,15 @@ impl Credential<'_> {
 pub fn extract<'r>(
     kind: CredentialKind,
     req: &'r HttpRequest,
-    token_handler: Option<&TokenHandler>,
+    cookies: Option<&CookieContext<'_>>,
 ) -> Result<Credential<'r>, Rejection> {
-    let cookies = || token_handler.ok_or(Rejection::CookieRejected("the token handler is not enabled"));
+    let cookies = || cookies.ok_or(Rejection::CookieRejected("the token handler is not enabled"));
     match kind {
         CredentialKind::None => Ok(Credential::None),
         CredentialKind::Bearer => bearer(req.headers()),
-        CredentialKind::Cookie => proxy::access_token(cookies()?, req).map(Credential::Cookie),
+        CredentialKind::Cookie => cookies()?.access_token(req).map(Credential::Cookie),
         CredentialKind::Any if req.headers().contains_key(AUTHORIZATION) => bearer(req.headers()),
-        CredentialKind::Any => proxy::access_token(cookies()?, req).map(Credential::Cookie),
+        CredentialKind::Any => cookies()?.access_token(req).map(Credential::Cookie),
     }
 }
 

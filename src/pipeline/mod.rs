@@ -18,7 +18,7 @@ pub mod static_files;
 use crate::cache::Tier;
 use crate::error::Rejection;
 use crate::gateway::Gateway;
-use crate::token_handler::proxy;
+use crate::token_handler::proxy::CookieContext;
 use actix_web::http::header::HeaderValue;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use route::Route;
@@ -44,14 +44,15 @@ async fn journey<'g>(
     let (route, path) = gateway.routes.select(req.path())?;
     trace.route = Some(route);
     let token_handler = gateway.token_handler.as_ref();
-    if let (Some(th), true) = (token_handler, route.takes_cookies()) {
-        trace.cors_origin = proxy::trusted_origin(th, req);
-        if let Some(answer) = proxy::preflight(th, req) {
+    let cookies = token_handler.filter(|_| route.takes_cookies()).map(|th| CookieContext::new(th, req));
+    if let Some(cookies) = &cookies {
+        trace.cors_origin = cookies.trusted_origin().cloned();
+        if let Some(answer) = cookies.preflight(req) {
             return answer;
         }
     }
     route.check_method(req.method())?;
-    let credential = credential::extract(route.credentials, req, token_handler)?;
+    let credential = credential::extract(route.credentials, req, cookies.as_ref())?;
     let exchanged = exchange::exchange(gateway, &credential).await?;
     trace.tier = exchanged.tier;
     let claims = exchanged.grant.as_deref().filter(|_| route.needs_claims()).map(|g| g.claims());
@@ -59,9 +60,9 @@ async fn journey<'g>(
     if let Some(dir) = &route.static_dir {
         return static_files::serve(route, dir, &path, req).await;
     }
-    let cookies = forward::CookiePolicy::for_route(route, token_handler.map(|th| &th.jar));
+    let cookie_policy = forward::CookiePolicy::for_route(route, token_handler.map(|th| &th.jar));
     let identity = forward::Identity { grant: exchanged.grant.as_deref(), claims: claims.as_ref() };
-    forward::forward(route, &path, req, payload, identity, cookies, client).await
+    forward::forward(route, &path, req, payload, identity, cookie_policy, client).await
 }
 
 /// The handler for every proxied request.

@@ -9,39 +9,54 @@ use crate::error::Rejection;
 use actix_web::http::header::HeaderValue;
 use actix_web::{HttpRequest, HttpResponse};
 
-/// Answers a CORS preflight for a cookie route, if this is one: 204 with grants for trusted origins.
-pub fn preflight(th: &TokenHandler, req: &HttpRequest) -> Option<Result<HttpResponse, Rejection>> {
-    if !is_preflight(req.method(), req.headers()) {
-        return None;
-    }
-    Some(match th.cors.check(req.headers()) {
-        OriginCheck::Trusted(origin) => Ok(th.cors.preflight(&origin)),
-        _ => Err(Rejection::CookieRejected("the Origin is not trusted")),
-    })
+/// A request on a cookie route, with its Origin classified once.
+pub struct CookieContext<'a> {
+    /// The token handler.
+    pub th: &'a TokenHandler,
+    /// The request's Origin.
+    pub origin: OriginCheck,
 }
 
-/// The trusted origin of a request, for CORS on whatever answer it gets (`None` when absent or untrusted).
-pub fn trusted_origin(th: &TokenHandler, req: &HttpRequest) -> Option<HeaderValue> {
-    match th.cors.check(req.headers()) {
-        OriginCheck::Trusted(origin) => Some(origin),
-        _ => None,
+impl<'a> CookieContext<'a> {
+    /// Classifies the request's Origin for `th`.
+    pub fn new(th: &'a TokenHandler, req: &HttpRequest) -> CookieContext<'a> {
+        CookieContext { th, origin: th.cors.check(req.headers()) }
     }
-}
 
-/// Checks Origin and CSRF and decrypts the access-token cookie.
-pub fn access_token(th: &TokenHandler, req: &HttpRequest) -> Result<String, Rejection> {
-    let changing = is_data_changing(req.method());
-    match th.cors.check(req.headers()) {
-        OriginCheck::Untrusted => return Err(Rejection::CookieRejected("the Origin is not trusted")),
-        OriginCheck::Absent if changing => return Err(Rejection::CookieRejected("an Origin header is required")),
-        _ => {}
+    /// The trusted origin, for CORS on whatever answer the request gets (`None` when absent or untrusted).
+    pub fn trusted_origin(&self) -> Option<&HeaderValue> {
+        match &self.origin {
+            OriginCheck::Trusted(origin) => Some(origin),
+            _ => None,
+        }
     }
-    if changing {
-        th.check_csrf(req.headers()).map_err(Rejection::CookieRejected)?;
+
+    /// Answers a CORS preflight, if this is one: 204 with grants for trusted origins.
+    pub fn preflight(&self, req: &HttpRequest) -> Option<Result<HttpResponse, Rejection>> {
+        if !is_preflight(req.method(), req.headers()) {
+            return None;
+        }
+        Some(match self.trusted_origin() {
+            Some(origin) => Ok(self.th.cors.preflight(origin)),
+            None => Err(Rejection::CookieRejected("the Origin is not trusted")),
+        })
     }
-    match th.jar.read(req.headers(), Kind::AccessToken) {
-        Some(Ok(token)) => Ok(token),
-        Some(Err(_)) => Err(Rejection::CookieRejected("the access token cookie could not be decrypted")),
-        None => Err(Rejection::CookieRejected("no access token cookie")),
+
+    /// Checks Origin and CSRF and decrypts the access-token cookie.
+    pub fn access_token(&self, req: &HttpRequest) -> Result<String, Rejection> {
+        let changing = is_data_changing(req.method());
+        match self.origin {
+            OriginCheck::Untrusted => return Err(Rejection::CookieRejected("the Origin is not trusted")),
+            OriginCheck::Absent if changing => return Err(Rejection::CookieRejected("an Origin header is required")),
+            _ => {}
+        }
+        if changing {
+            self.th.check_csrf(req.headers()).map_err(Rejection::CookieRejected)?;
+        }
+        match self.th.jar.read(req.headers(), Kind::AccessToken) {
+            Some(Ok(token)) => Ok(token),
+            Some(Err(_)) => Err(Rejection::CookieRejected("the access token cookie could not be decrypted")),
+            None => Err(Rejection::CookieRejected("no access token cookie")),
+        }
     }
 }
