@@ -249,10 +249,12 @@ async fn login_end(http_req: HttpRequest, body: web::Bytes, gateway: web::Data<G
             GrantError::Unavailable => AgentError::authorization_server(),
         })?;
         let id_claims = match tokens.id_token.as_deref() {
-            Some(id_token) => Some(th.verify_id_token(id_token, Some(&login.nonce)).await.map_err(|e| {
-                log::warn!("ID token refused: {}", e.reason());
-                AgentError::invalid_request("the ID token is not valid")
-            })?),
+            Some(id_token) => {
+                Some(th.verify_id_token(id_token, &metadata.issuer, Some(&login.nonce)).await.map_err(|e| {
+                    log::warn!("ID token refused: {}", e.reason());
+                    AgentError::invalid_request("the ID token is not valid")
+                })?)
+            }
             None if th.oauth.wants_id_token() => return Err(AgentError::invalid_request("no ID token was issued")),
             None => None,
         };
@@ -334,7 +336,7 @@ async fn refresh(http_req: HttpRequest, gateway: web::Data<Gateway>) -> HttpResp
             Err(_) => return Err(AgentError::session_expired()),
         };
         let id_claims = match tokens.id_token.as_deref() {
-            Some(id_token) => Some(th.verify_id_token(id_token, None).await.map_err(|e| {
+            Some(id_token) => Some(th.verify_id_token(id_token, &metadata.issuer, None).await.map_err(|e| {
                 log::warn!("refreshed ID token refused: {}", e.reason());
                 AgentError::authorization_server()
             })?),
@@ -385,7 +387,8 @@ async fn backchannel_logout(http_req: HttpRequest, body: web::Bytes, gateway: we
     run(req, &gateway, |th, _origin| async move {
         let form: LogoutForm =
             serde_urlencoded::from_bytes(&body).map_err(|_| AgentError::invalid_request("no logout_token"))?;
-        let claims = th.verify_logout_token(&form.logout_token).await.map_err(|e| {
+        let metadata = metadata(th).await?;
+        let claims = th.verify_logout_token(&form.logout_token, &metadata.issuer).await.map_err(|e| {
             log::warn!("logout token refused: {}", e.reason());
             AgentError::invalid_request("the logout token is not valid")
         })?;

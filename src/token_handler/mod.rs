@@ -109,15 +109,16 @@ impl TokenHandler {
     }
 
     /// Verifies an ID token from the token endpoint: signature (one JWKS refresh on an unknown key),
-    /// `iss`, `aud` = our client (and `azp` when several audiences), `exp`, `iat`, and `nonce` when given.
-    pub async fn verify_id_token(&self, jwt: &str, nonce: Option<&str>) -> Result<Map<String, Value>, VerifyError> {
-        let metadata = self
-            .issuer
-            .metadata()
-            .await
-            .map_err(|_| VerifyError::Key(crate::jose::keys::KeyChoiceError::UnknownKey))?;
+    /// `iss` = `issuer` (from the metadata the caller holds), `aud` = our client (and `azp` when several
+    /// audiences), `exp`, `iat`, and `nonce` when given.
+    pub async fn verify_id_token(
+        &self,
+        jwt: &str,
+        issuer: &str,
+        nonce: Option<&str>,
+    ) -> Result<Map<String, Value>, VerifyError> {
         let expect = Expectations {
-            issuer: &metadata.issuer,
+            issuer,
             audience: Some(&self.config.client_id),
             typ: TypRule::IdToken,
             require_exp: true,

@@ -477,6 +477,14 @@ async fn an_unreachable_authorization_server_is_502_with_cors() {
     assert_agent_error(resp, 502, "authorization_server_error").await;
     let resp = spa.send(Method::GET, "/oauth-agent/nothing-here", None).await;
     assert_agent_error(resp, 404, "not_found").await;
+    let token = idp.logout_token(LogoutSpec { sid: Some("s".into()), ..Default::default() });
+    let resp = client()
+        .post(format!("{}/oauth-agent/backchannel-logout", shroud.url()))
+        .form(&[("logout_token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_agent_error(resp, 502, "authorization_server_error").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
