@@ -96,6 +96,7 @@ for (const kind of ['same-origin', 'cross-origin']) {
       await shot('2-logged-in');
       await assertNoTokenInPage();
       const cookies = await context.cookies();
+      const cookieValues = cookies.filter((c) => c.name.startsWith('shroud-')).map((c) => c.value);
       const at = cookies.find((c) => c.name === 'shroud-at');
       assert.ok(at, 'the access-token cookie is set');
       assert.equal(at.httpOnly, true);
@@ -131,6 +132,11 @@ for (const kind of ['same-origin', 'cross-origin']) {
       await shot('5-logged-out-again');
       const left = (await context.cookies()).filter((c) => c.name.startsWith('shroud-'));
       assert.deepEqual(left.map((c) => c.name), [], 'every token-handler cookie cleared');
+
+      const logs = env.stack.allLogs();
+      for (const value of [...cookieValues, seen.jwt, 'webapp-secret', 'gateway-secret']) {
+        assert.ok(!logs.includes(value), 'no cookie, token or secret in any process log');
+      }
     });
   });
 }
