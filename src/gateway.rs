@@ -1,6 +1,7 @@
 //! The gateway's shared state, built once from the configuration before the server starts and shared
 //! by every worker (caches, in-flight maps and keys must not be per-worker).
 
+use crate::cache::invalidation::{Invalidation, Subscriber};
 use crate::cache::redis::RedisTier;
 use crate::cache::seal::Sealer;
 use crate::cache::GrantCache;
@@ -61,6 +62,18 @@ pub fn load_signer(config: &Config) -> Result<Option<Arc<PhantomSigner>>, BuildE
         .map_err(|e| BuildError::new("phantom.signing_key_file", e))
 }
 
+/// The Redis tier `[cache]` names, with its CA file read.
+fn redis_tier(config: &Config) -> Result<RedisTier, BuildError> {
+    let ca_file = &config.cache.redis_ca_file;
+    let ca_pem = match ca_file.is_empty() {
+        true => None,
+        false => Some(
+            std::fs::read(ca_file).map_err(|e| BuildError::new("cache.redis_ca_file", format!("{ca_file}: {e}")))?,
+        ),
+    };
+    RedisTier::new(&config.cache.redis_url, ca_pem).map_err(|e| BuildError::new("cache.redis_url", e))
+}
+
 impl Gateway {
     /// Builds the runtime state from a validated configuration. Touches the file system (signing key)
     /// but not the network: the authorization server and Redis are reached lazily.
@@ -77,9 +90,7 @@ impl Gateway {
             Sealer::new(hex_key("cache.key_secret", config.cache.key_secret.expose())?)
         };
         let redis = match config.cache.backend {
-            CacheBackend::Redis => Some(Arc::new(
-                RedisTier::new(&config.cache.redis_url).map_err(|e| BuildError::new("cache.redis_url", e))?,
-            )),
+            CacheBackend::Redis => Some(Arc::new(redis_tier(&config)?)),
             CacheBackend::Memory => None,
         };
         let fill_timeout = Duration::from_millis(config.introspection.timeout_ms + 500);
@@ -95,5 +106,29 @@ impl Gateway {
         let exchanger = Exchanger::new(&config, issuer.clone(), client, signer.clone(), metrics.clone());
         let routes = RouteTable::new(&config.routes, &metrics);
         Ok(Gateway { config, routes, issuer, exchanger, cache, token_handler, signer, metrics })
+    }
+}
+
+/// Announcements from other instances (and this one) reach the caches here.
+impl Subscriber for Arc<Gateway> {
+    async fn subscribed(&self, resumed: bool) {
+        self.cache.sync_generation().await;
+        if resumed {
+            log::info!("invalidation subscription restored; emptying the in-process tier in case of missed purges");
+            self.cache.forget_all_local();
+        }
+    }
+
+    async fn apply(&self, message: Invalidation) {
+        match message {
+            Invalidation::Forget(keys) => self.cache.forget_local(&keys).await,
+            Invalidation::Deny(keys) => {
+                if let Some(th) = &self.token_handler {
+                    th.sessions.note_denied(&keys);
+                }
+                self.cache.forget_local(&keys).await;
+            }
+            Invalidation::All { generation } => self.cache.enter_generation(generation),
+        }
     }
 }

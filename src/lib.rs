@@ -4,6 +4,7 @@
 //! JWTs, caches them, checks each route's policy and forwards the request upstream with the JWT. See
 //! `docs/ARCHITECTURE.md` for the shape of the code and [`pipeline`] for the request's journey.
 
+pub mod admin;
 pub mod cache;
 pub mod client_auth;
 pub mod config;

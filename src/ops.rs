@@ -1,4 +1,5 @@
-//! Operational endpoints: `/healthz` (alive), `/readyz` (discovery done, keys loaded, Redis reachable),
+//! Operational endpoints: `/healthz` (alive), `/readyz` (discovery done and keys loaded; an unreachable
+//! Redis is reported as a degradation, not as unreadiness, since Shroud serves on without it),
 //! `/metrics` (Prometheus text) and `/.well-known/jwks.json` (the phantom JWT's public key).
 
 use crate::gateway::Gateway;
@@ -27,9 +28,10 @@ async fn readyz(gateway: web::Data<Gateway>) -> HttpResponse {
         Some(tier) => Some(tier.ping().await),
         None => None,
     };
-    let ready = discovered && keys && redis.unwrap_or(true);
+    let ready = discovered && keys;
     let body = json!({
         "ready": ready,
+        "degraded": redis == Some(false),
         "checks": { "discovery": discovered, "jwks": keys, "redis": redis.map_or("not configured", |ok| if ok { "ok" } else { "unreachable" }) }
     });
     if ready {

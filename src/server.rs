@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::gateway::{BuildError, Gateway};
 use crate::token_handler::agent;
-use crate::{ops, pipeline};
+use crate::{admin, ops, pipeline};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use std::net::SocketAddr;
@@ -37,11 +37,54 @@ fn build(gateway: Arc<Gateway>) -> std::io::Result<(Server, SocketAddr)> {
     Ok((server.run(), addr))
 }
 
+/// Binds the admin listener when `[admin] listen` is set: one worker, its own port, never the proxy's.
+fn build_admin(gateway: Arc<Gateway>) -> std::io::Result<Option<(Server, SocketAddr)>> {
+    let listen = gateway.config.admin.listen.clone();
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let data = web::Data::from(gateway);
+    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(admin::configure))
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(5)
+        .bind(&listen)?;
+    let addr = server.addrs().first().copied().ok_or_else(|| std::io::Error::other("no admin address"))?;
+    Ok(Some((server.run(), addr)))
+}
+
+/// The proxy and, if configured, the admin API, bound and ready to run.
+struct Servers {
+    proxy: (Server, SocketAddr),
+    admin: Option<(Server, SocketAddr)>,
+}
+
+impl Servers {
+    fn bind(gateway: &Arc<Gateway>) -> std::io::Result<Servers> {
+        Ok(Servers { proxy: build(gateway.clone())?, admin: build_admin(gateway.clone())? })
+    }
+
+    fn handles(&self) -> Vec<ServerHandle> {
+        std::iter::once(&self.proxy).chain(self.admin.as_ref()).map(|(s, _)| s.handle()).collect()
+    }
+
+    /// Runs both until both stop.
+    async fn run(self) -> std::io::Result<()> {
+        let admin = async move {
+            match self.admin {
+                Some((server, _)) => server.await,
+                None => Ok(()),
+            }
+        };
+        futures_util::future::try_join(self.proxy.0, admin).await.map(|_| ())
+    }
+}
+
 /// Background work: discovery until it succeeds (so `/readyz` turns ready without traffic), and the
-/// purge subscription when sessions are shared through Redis.
+/// invalidation subscription when the cache is shared through Redis.
 fn discover_in_background(gateway: Arc<Gateway>) {
-    if let Some(th) = &gateway.token_handler {
-        actix_web::rt::spawn(th.sessions.clone().listen_for_purges(gateway.cache.clone()));
+    if let Some(redis) = gateway.cache.redis() {
+        actix_web::rt::spawn(crate::cache::invalidation::listen(redis.clone(), gateway.clone()));
     }
     actix_web::rt::spawn(async move {
         let mut wait = Duration::from_millis(250);
@@ -61,16 +104,21 @@ pub fn serve(config: Config) -> Result<(), BuildError> {
     let gateway = Arc::new(Gateway::build(config)?);
     actix_web::rt::System::new()
         .block_on(async move {
-            let (server, addr) = build(gateway.clone())?;
-            log::info!("shroud listening on http://{addr}");
+            let servers = Servers::bind(&gateway)?;
+            log::info!("shroud listening on http://{}", servers.proxy.1);
+            if let Some((_, addr)) = &servers.admin {
+                log::info!("admin API listening on http://{addr}");
+            }
             discover_in_background(gateway);
-            let handle = server.handle();
+            let handles = servers.handles();
             actix_web::rt::spawn(async move {
                 wait_for_shutdown_signal().await;
                 log::info!("shutting down");
-                handle.stop(true).await;
+                for handle in handles {
+                    handle.stop(true).await;
+                }
             });
-            server.await
+            servers.run().await
         })
         .map_err(|e| BuildError::new("server.listen", e.to_string()))
 }
@@ -95,9 +143,11 @@ async fn wait_for_shutdown_signal() {
 pub struct Running {
     /// The bound address.
     pub addr: SocketAddr,
+    /// The admin listener's address, when configured.
+    pub admin_addr: Option<SocketAddr>,
     /// The shared state (for inspection).
     pub gateway: Arc<Gateway>,
-    handle: ServerHandle,
+    handles: Vec<ServerHandle>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -111,10 +161,12 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         // Drop may run inside an async runtime, which must not be blocked: wait from a plain thread.
-        let handle = self.handle.clone();
+        let handles = self.handles.clone();
         let stopper = std::thread::spawn(move || {
             if let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                runtime.block_on(handle.stop(false));
+                for handle in handles {
+                    runtime.block_on(handle.stop(false));
+                }
             }
         });
         let _ = stopper.join();
@@ -132,11 +184,12 @@ pub fn spawn(config: Config) -> Result<Running, BuildError> {
     let thread = std::thread::spawn(move || {
         let system = actix_web::rt::System::new();
         system.block_on(async move {
-            match build(shared.clone()) {
-                Ok((server, addr)) => {
+            match Servers::bind(&shared) {
+                Ok(servers) => {
                     discover_in_background(shared);
-                    let _ = sender.send(Ok((server.handle(), addr)));
-                    let _ = server.await;
+                    let addrs = (servers.proxy.1, servers.admin.as_ref().map(|(_, a)| *a));
+                    let _ = sender.send(Ok((servers.handles(), addrs)));
+                    let _ = servers.run().await;
                 }
                 Err(e) => {
                     let _ = sender.send(Err(e));
@@ -144,9 +197,9 @@ pub fn spawn(config: Config) -> Result<Running, BuildError> {
             }
         });
     });
-    let (handle, addr) = receiver
+    let (handles, (addr, admin_addr)) = receiver
         .recv()
         .map_err(|_| BuildError::new("server", "server thread ended early"))?
         .map_err(|e| BuildError::new("server.listen", e.to_string()))?;
-    Ok(Running { addr, gateway, handle, thread: Some(thread) })
+    Ok(Running { addr, admin_addr, gateway, handles, thread: Some(thread) })
 }

@@ -4,7 +4,9 @@
 //! Lookup order: in-process → (one coalesced load per key:) Redis → the exchange itself. `exp` is checked
 //! again on every hit; inactive answers are kept for `negative_ttl_seconds`; errors are never cached.
 
+pub mod invalidation;
 pub mod redis;
+pub mod redis_topology;
 pub mod seal;
 
 use crate::config::CacheConfig;
@@ -14,8 +16,10 @@ use moka::future::Cache;
 use moka::Expiry;
 use seal::{CacheKey, Sealer};
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// What an exchange concluded about a token.
@@ -92,6 +96,31 @@ pub trait CacheObserver: Send + Sync {
     fn lookup(&self, tier: Tier, hit: bool);
 }
 
+/// The token keys of the grants of one subject or client (an index entry).
+type KeySet = Arc<Mutex<HashSet<CacheKey>>>;
+
+/// What an admin purge drops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PurgeTarget {
+    /// The grant of one token.
+    Token(String),
+    /// Every grant whose `sub` is this.
+    Subject(String),
+    /// Every grant whose `client_id` is this.
+    Client(String),
+    /// Everything.
+    All,
+}
+
+/// A purge could not reach Redis: it took effect on this instance only.
+#[derive(Debug)]
+pub struct PurgeIncomplete {
+    /// Entries dropped from this instance.
+    pub purged: usize,
+    /// What failed.
+    pub reason: String,
+}
+
 /// The two-tier exchange cache.
 pub struct GrantCache {
     memory: Cache<CacheKey, Entry>,
@@ -101,6 +130,13 @@ pub struct GrantCache {
     negative_ttl: Duration,
     fill_timeout: Duration,
     observer: Arc<dyn CacheObserver>,
+    /// Subject and client index: index key → token keys, so that purges by `sub` or `client_id` do not
+    /// scan. Entries live `max_ttl` past their last addition, as long as any grant they list.
+    index: moka::sync::Cache<CacheKey, KeySet>,
+    /// Redis keys carry this number; a purge of everything starts the next one.
+    generation: AtomicU64,
+    /// Entries dropped by purges on this instance.
+    purged: AtomicU64,
 }
 
 /// How often an instance waiting for another instance's exchange looks for its result.
@@ -126,12 +162,18 @@ impl GrantCache {
             negative_ttl: Duration::from_secs(config.negative_ttl_seconds),
             fill_timeout,
             observer,
+            index: moka::sync::Cache::builder()
+                .max_capacity(config.max_entries.max(1))
+                .time_to_idle(Duration::from_secs(config.max_ttl_seconds.max(1)))
+                .build(),
+            generation: AtomicU64::new(0),
+            purged: AtomicU64::new(0),
         }
     }
 
     /// The Redis tier, if configured.
-    pub fn redis(&self) -> Option<&redis::RedisTier> {
-        self.redis.as_deref()
+    pub fn redis(&self) -> Option<&Arc<redis::RedisTier>> {
+        self.redis.as_ref()
     }
 
     /// The cache key of `token`.
@@ -139,7 +181,17 @@ impl GrantCache {
         self.sealer.key(token)
     }
 
-    /// Drops entries from this instance's in-process tier only (what a purge message from another
+    /// Entries in this instance's in-process tier (approximate, as moka counts).
+    pub fn entries(&self) -> u64 {
+        self.memory.entry_count()
+    }
+
+    /// Entries dropped by purges on this instance since start.
+    pub fn purged(&self) -> u64 {
+        self.purged.load(Ordering::Relaxed)
+    }
+
+    /// Drops entries from this instance's in-process tier only (what an announcement from another
     /// instance asks for).
     pub async fn forget_local(&self, keys: &[CacheKey]) {
         for key in keys {
@@ -147,13 +199,123 @@ impl GrantCache {
         }
     }
 
-    /// Drops entries from both tiers.
-    pub async fn purge(&self, keys: &[CacheKey]) {
-        self.forget_local(keys).await;
+    /// Empties this instance's in-process tier.
+    pub fn forget_all_local(&self) {
+        self.memory.invalidate_all();
+    }
+
+    /// Drops entries from this instance's in-process tier and from Redis (announcing it is the caller's
+    /// part). Returns how many of `keys` were cached in either tier.
+    pub async fn drop_shared(&self, keys: &[CacheKey]) -> Result<usize, PurgeIncomplete> {
+        let mut dropped: HashSet<CacheKey> = HashSet::new();
+        for key in keys {
+            if self.memory.remove(key).await.is_some() {
+                dropped.insert(*key);
+            }
+        }
+        let Some(redis) = &self.redis else { return Ok(dropped.len()) };
+        let names: Vec<String> = keys.iter().map(|k| self.redis_key(k)).collect();
+        match redis.delete(&names).await {
+            Ok(deleted) => {
+                dropped.extend(keys.iter().zip(deleted).filter(|(_, gone)| *gone).map(|(k, _)| *k));
+                Ok(dropped.len())
+            }
+            Err(reason) => Err(PurgeIncomplete { purged: dropped.len(), reason }),
+        }
+    }
+
+    /// An admin purge: drops what `target` names from both tiers on every instance sharing Redis.
+    /// Returns how many cached grants were dropped (for `All`: from this instance's in-process tier).
+    pub async fn purge(&self, target: &PurgeTarget) -> Result<usize, PurgeIncomplete> {
+        let result = match target {
+            PurgeTarget::All => self.purge_all().await,
+            PurgeTarget::Token(token) => self.purge_keys(&[self.key(token)]).await,
+            PurgeTarget::Subject(sub) => {
+                self.purge_keys(&self.indexed(&index_key(&self.sealer, "sub", sub)).await).await
+            }
+            PurgeTarget::Client(id) => {
+                self.purge_keys(&self.indexed(&index_key(&self.sealer, "client_id", id)).await).await
+            }
+        };
+        let purged = match &result {
+            Ok(n) => *n,
+            Err(incomplete) => incomplete.purged,
+        };
+        self.purged.fetch_add(purged as u64, Ordering::Relaxed);
+        result
+    }
+
+    async fn purge_keys(&self, keys: &[CacheKey]) -> Result<usize, PurgeIncomplete> {
+        let dropped = self.drop_shared(keys).await?;
         if let Some(redis) = &self.redis {
-            let names: Vec<String> = keys.iter().map(redis_key).collect();
-            if let Err(e) = redis.delete(&names).await {
-                log::warn!("redis purge failed ({e}); entries expire with their TTL");
+            invalidation::publish(redis, &invalidation::Invalidation::Forget(keys.to_vec())).await;
+        }
+        Ok(dropped)
+    }
+
+    async fn purge_all(&self) -> Result<usize, PurgeIncomplete> {
+        self.memory.run_pending_tasks().await;
+        let purged = self.memory.entry_count() as usize;
+        self.forget_all_local();
+        self.index.invalidate_all();
+        let Some(redis) = &self.redis else { return Ok(purged) };
+        match redis.increment(GENERATION_KEY).await {
+            Ok(generation) => {
+                self.generation.store(generation, Ordering::Relaxed);
+                invalidation::publish(redis, &invalidation::Invalidation::All { generation }).await;
+                Ok(purged)
+            }
+            Err(reason) => Err(PurgeIncomplete { purged, reason }),
+        }
+    }
+
+    /// Moves to `generation` (announced by another instance): everything cached before is void.
+    pub fn enter_generation(&self, generation: u64) {
+        if self.generation.swap(generation, Ordering::Relaxed) != generation {
+            self.forget_all_local();
+            self.index.invalidate_all();
+        }
+    }
+
+    /// Reads the current generation from Redis (at every (re)subscription).
+    pub async fn sync_generation(&self) {
+        if let Some(redis) = &self.redis {
+            match redis.get_number(GENERATION_KEY).await {
+                Ok(generation) => self.enter_generation(generation),
+                Err(e) => log::warn!("cannot read the cache generation from redis ({e})"),
+            }
+        }
+    }
+
+    /// Token keys listed under an index key, in process and in Redis.
+    async fn indexed(&self, index: &CacheKey) -> Vec<CacheKey> {
+        let mut keys: HashSet<CacheKey> =
+            self.index.get(index).map(|set| set.lock().map(|s| s.clone()).unwrap_or_default()).unwrap_or_default();
+        if let Some(redis) = &self.redis {
+            match redis.set_members(&index_name(index)).await {
+                Ok(members) => keys.extend(
+                    members.iter().filter_map(|h| hex::decode(h).ok()).filter_map(|b| CacheKey::try_from(b).ok()),
+                ),
+                Err(e) => log::warn!("redis index read failed ({e}); purging what this instance knows"),
+            }
+        }
+        keys.into_iter().collect()
+    }
+
+    /// Lists a fresh active grant under its subject and client.
+    async fn index_grant(&self, key: &CacheKey, grant: &Grant) {
+        let claims = grant.claims();
+        for (claim, value) in [("sub", claims.get("sub")), ("client_id", claims.get("client_id"))] {
+            let Some(value) = value.and_then(serde_json::Value::as_str) else { continue };
+            let index = index_key(&self.sealer, claim, value);
+            let set = self.index.get_with(index, KeySet::default);
+            if let Ok(mut set) = set.lock() {
+                set.insert(*key);
+            }
+            if let Some(redis) = &self.redis {
+                if let Err(e) = redis.add_to_set(&index_name(&index), &[hex::encode(key)], self.max_ttl).await {
+                    log::debug!("redis index update failed ({e})");
+                }
             }
         }
     }
@@ -193,7 +355,7 @@ impl GrantCache {
         token: &str,
         key: &CacheKey,
     ) -> Result<Option<Entry>, String> {
-        Ok(redis.get(&redis_key(key)).await?.and_then(|sealed| self.unseal(token, key, &sealed)))
+        Ok(redis.get(&self.redis_key(key)).await?.and_then(|sealed| self.unseal(token, key, &sealed)))
     }
 
     /// The coalesced load: Redis first; then the exchange, under a short fill lock so that other instances
@@ -204,7 +366,7 @@ impl GrantCache {
         Fut: Future<Output = Result<Exchanged, Rejection>>,
     {
         let Some(redis) = &self.redis else {
-            return exchange().await.map(|e| self.entry_for(e));
+            return self.exchange_and_index(&key, exchange).await;
         };
         match self.shared_entry(redis, token, &key).await {
             Ok(Some(entry)) => {
@@ -214,7 +376,7 @@ impl GrantCache {
             Ok(None) => self.observer.lookup(Tier::Redis, false),
             Err(e) => {
                 log::warn!("redis lookup failed ({e}); continuing without the shared tier");
-                return exchange().await.map(|e| self.entry_for(e));
+                return self.exchange_and_index(&key, exchange).await;
             }
         }
         let fence = match self.fill_or_wait(redis, token, &key).await {
@@ -222,12 +384,12 @@ impl GrantCache {
             Fill::Holding(fence) => Some(fence),
             Fill::OnOurOwn => None,
         };
-        let result = exchange().await.map(|e| self.entry_for(e));
+        let result = self.exchange_and_index(&key, exchange).await;
         if let Ok(entry) = &result {
             self.store(redis, token, &key, entry).await;
         }
         if let Some(fence) = fence {
-            if let Err(e) = redis.unlock(&lock_key(&key), &fence).await {
+            if let Err(e) = redis.unlock(&self.lock_key(&key), &fence).await {
                 log::debug!("fill lock release failed ({e}); it expires by itself");
             }
         }
@@ -237,7 +399,7 @@ impl GrantCache {
     /// Takes the fill lock for `key`, or waits (at most the introspection timeout) for the instance that
     /// holds it to store its result.
     async fn fill_or_wait(&self, redis: &redis::RedisTier, token: &str, key: &CacheKey) -> Fill {
-        let lock = lock_key(key);
+        let lock = self.lock_key(key);
         let mut fence = [0u8; 16];
         openssl::rand::rand_bytes(&mut fence).expect("the system CSPRNG is available");
         let fence = hex::encode(fence);
@@ -271,6 +433,19 @@ impl GrantCache {
         Fill::OnOurOwn
     }
 
+    /// Runs the exchange; an active grant is listed in the subject and client index.
+    async fn exchange_and_index<F, Fut>(&self, key: &CacheKey, exchange: F) -> Result<Entry, Rejection>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Exchanged, Rejection>>,
+    {
+        let entry = self.entry_for(exchange().await?);
+        if let (Outcome::Active(grant), false) = (&entry.outcome, entry.ttl.is_zero()) {
+            self.index_grant(key, grant).await;
+        }
+        Ok(entry)
+    }
+
     /// A fresh exchange result as a cache entry.
     fn entry_for(&self, exchanged: Exchanged) -> Entry {
         let ttl = self.ttl_for(&exchanged);
@@ -291,7 +466,7 @@ impl GrantCache {
         };
         let plaintext = serde_json::to_vec(&stored).unwrap_or_default();
         let sealed = self.sealer.seal(token, key, &plaintext);
-        if let Err(e) = redis.set(&redis_key(key), &sealed, entry.ttl).await {
+        if let Err(e) = redis.set(&self.redis_key(key), &sealed, entry.ttl).await {
             log::warn!("redis store failed ({e}); the entry stays in-process only");
         }
     }
@@ -321,14 +496,29 @@ impl GrantCache {
     }
 }
 
-/// The Redis key of a grant.
-fn redis_key(key: &CacheKey) -> String {
-    format!("shroud:v1:grant:{}", hex::encode(key))
+/// The Redis key holding the current generation.
+const GENERATION_KEY: &str = "shroud:v1:generation";
+
+impl GrantCache {
+    /// The Redis key of a grant (in the current generation).
+    fn redis_key(&self, key: &CacheKey) -> String {
+        format!("shroud:v1:grant:{}:{}", self.generation.load(Ordering::Relaxed), hex::encode(key))
+    }
+
+    /// The Redis key of the fill lock for a grant.
+    fn lock_key(&self, key: &CacheKey) -> String {
+        format!("shroud:v1:lock:{}:{}", self.generation.load(Ordering::Relaxed), hex::encode(key))
+    }
 }
 
-/// The Redis key of the fill lock for a grant.
-fn lock_key(key: &CacheKey) -> String {
-    format!("shroud:v1:lock:{}", hex::encode(key))
+/// The index key of a subject or client: an HMAC, so Redis never holds the identifier itself.
+fn index_key(sealer: &Sealer, claim: &str, value: &str) -> CacheKey {
+    sealer.key(&format!("{claim}\u{0}{value}"))
+}
+
+/// The Redis set of an index key.
+fn index_name(index: &CacheKey) -> String {
+    format!("shroud:v1:index:{}", hex::encode(index))
 }
 
 /// What an instance does about a token no tier holds.

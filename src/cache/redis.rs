@@ -1,48 +1,160 @@
-//! The shared Redis tier: raw GET/SET of sealed values with a bounded wait. Redis trouble is never
+//! The shared Redis tier: raw commands with a bounded wait over one multiplexed, auto-reconnecting
+//! connection to whichever deployment `cache.redis_url` names ([`Topology`]). Redis trouble is never
 //! fatal: callers treat an error as a miss and carry on with the in-process tier and introspection.
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use super::redis_topology::Topology;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
 use std::time::Duration;
-use tokio::sync::OnceCell;
 
 /// Longest wait for one Redis operation.
-const OPERATION_TIMEOUT: Duration = Duration::from_millis(500);
+pub const OPERATION_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A connection to a single node (also a Sentinel's current master) or to a cluster.
+#[derive(Clone)]
+enum Connection {
+    Node(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Node(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Node(c) => c.req_packed_commands(cmd, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Node(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
 
 /// A lazily connected, auto-reconnecting, multiplexed Redis connection.
 pub struct RedisTier {
-    client: redis::Client,
-    connection: OnceCell<ConnectionManager>,
+    topology: Topology,
+    /// The live connection, cloned per command (clones share one multiplexed connection).
+    connection: std::sync::Mutex<Option<Connection>>,
+    /// Serialises (re)connecting.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+fn with_timeout<T>(
+    result: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+    what: &str,
+) -> Result<T, String> {
+    result.map_err(|_| format!("{what} timed out"))?.map_err(|e| format!("{what} failed: {:?}", e.kind()))
 }
 
 impl RedisTier {
-    /// Prepares the tier; the connection is made on first use and re-made after failures.
-    pub fn new(url: &str) -> Result<RedisTier, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("invalid redis_url: {e}"))?;
-        Ok(RedisTier { client, connection: OnceCell::new() })
+    /// Prepares the tier for `url` (see [`Topology`]); `ca_pem` replaces the system trust store for TLS.
+    /// The connection is made on first use and re-made after failures.
+    pub fn new(url: &str, ca_pem: Option<Vec<u8>>) -> Result<RedisTier, String> {
+        let topology = Topology::from_url(url, ca_pem).map_err(|e| format!("redis_url {e}"))?;
+        Ok(RedisTier { topology, connection: std::sync::Mutex::new(None), connecting: tokio::sync::Mutex::new(()) })
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, String> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(OPERATION_TIMEOUT)
-            .set_response_timeout(OPERATION_TIMEOUT)
-            .set_number_of_retries(1);
-        self.connection
-            .get_or_try_init(|| async {
-                tokio::time::timeout(OPERATION_TIMEOUT, ConnectionManager::new_with_config(self.client.clone(), config))
-                    .await
-                    .map_err(|_| "connect timed out".to_string())?
-                    .map_err(|e| format!("connect failed: {:?}", e.kind()))
-            })
+    fn current(&self) -> Option<Connection> {
+        self.connection.lock().ok().and_then(|c| c.clone())
+    }
+
+    /// Forgets the connection so that the next command connects afresh (a Sentinel failover moves the
+    /// master; single nodes and clusters reconnect by themselves).
+    fn reset(&self) {
+        if matches!(self.topology, Topology::Sentinel(_)) {
+            if let Ok(mut connection) = self.connection.lock() {
+                *connection = None;
+            }
+        }
+    }
+
+    async fn connection(&self) -> Result<Connection, String> {
+        if let Some(connection) = self.current() {
+            return Ok(connection);
+        }
+        let _connecting = self.connecting.lock().await;
+        if let Some(connection) = self.current() {
+            return Ok(connection);
+        }
+        let connection =
+            tokio::time::timeout(OPERATION_TIMEOUT, self.connect()).await.map_err(|_| "connect timed out")??;
+        if let Ok(mut slot) = self.connection.lock() {
+            *slot = Some(connection.clone());
+        }
+        Ok(connection)
+    }
+
+    async fn connect(&self) -> Result<Connection, String> {
+        let config = || {
+            ConnectionManagerConfig::new()
+                .set_connection_timeout(OPERATION_TIMEOUT)
+                .set_response_timeout(OPERATION_TIMEOUT)
+                .set_number_of_retries(1)
+        };
+        let failed = |e: redis::RedisError| format!("connect failed: {:?}", e.kind());
+        match &self.topology {
+            Topology::Single(client) => {
+                ConnectionManager::new_with_config(client.clone(), config()).await.map(Connection::Node).map_err(failed)
+            }
+            Topology::Cluster { cluster, .. } => {
+                cluster.get_async_connection().await.map(Connection::Cluster).map_err(failed)
+            }
+            Topology::Sentinel(_) => {
+                let master = self.sentinel_master().await?;
+                ConnectionManager::new_with_config(master, config()).await.map(Connection::Node).map_err(failed)
+            }
+        }
+    }
+
+    /// The Sentinels' current master for the service.
+    async fn sentinel_master(&self) -> Result<redis::Client, String> {
+        let Topology::Sentinel(sentinel) = &self.topology else { return Err("not a sentinel deployment".into()) };
+        sentinel
+            .lock()
             .await
-            .cloned()
+            .async_get_client()
+            .await
+            .map_err(|e| format!("no master from the sentinels: {:?}", e.kind()))
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, String> {
         let mut connection = self.connection().await?;
-        tokio::time::timeout(OPERATION_TIMEOUT, cmd.query_async::<T>(&mut connection))
-            .await
-            .map_err(|_| "operation timed out".to_string())?
-            .map_err(|e| format!("{:?}", e.kind()))
+        let result = with_timeout(
+            tokio::time::timeout(OPERATION_TIMEOUT, cmd.query_async::<T>(&mut connection)).await,
+            "operation",
+        );
+        if result.is_err() {
+            self.reset();
+        }
+        result
+    }
+
+    async fn run_pipeline(&self, pipe: &redis::Pipeline) -> Result<(), String> {
+        let mut connection = self.connection().await?;
+        let result = with_timeout(
+            tokio::time::timeout(OPERATION_TIMEOUT, pipe.query_async::<()>(&mut connection)).await,
+            "operation",
+        );
+        if result.is_err() {
+            self.reset();
+        }
+        result
     }
 
     /// GET `key`.
@@ -56,7 +168,7 @@ impl RedisTier {
         self.run(redis::cmd("SET").arg(key).arg(value).arg("PX").arg(millis)).await
     }
 
-    /// SADD `members` to the set `key` and (re)set its expiry.
+    /// SADD `members` to the set `key` and (re)set its expiry (one key: one node, also in a cluster).
     pub async fn add_to_set(&self, key: &str, members: &[String], ttl: Duration) -> Result<(), String> {
         let mut pipe = redis::pipe();
         pipe.atomic()
@@ -68,11 +180,7 @@ impl RedisTier {
             .arg(key)
             .arg(ttl.as_secs().max(1))
             .ignore();
-        let mut connection = self.connection().await?;
-        tokio::time::timeout(OPERATION_TIMEOUT, pipe.query_async::<()>(&mut connection))
-            .await
-            .map_err(|_| "operation timed out".to_string())?
-            .map_err(|e| format!("{:?}", e.kind()))
+        self.run_pipeline(&pipe).await
     }
 
     /// SMEMBERS `key`.
@@ -90,12 +198,22 @@ impl RedisTier {
         self.run(redis::cmd("EXISTS").arg(key)).await
     }
 
-    /// DEL `keys`.
-    pub async fn delete(&self, keys: &[String]) -> Result<(), String> {
-        if keys.is_empty() {
-            return Ok(());
-        }
-        self.run::<i64>(redis::cmd("DEL").arg(keys)).await.map(|_| ())
+    /// DEL each of `keys`, one command per key (keys of a cluster live on different nodes); tells for
+    /// each whether it existed.
+    pub async fn delete(&self, keys: &[String]) -> Result<Vec<bool>, String> {
+        let commands: Vec<redis::Cmd> = keys.iter().map(|key| redis::cmd("DEL").arg(key).clone()).collect();
+        let deletions = commands.iter().map(|cmd| self.run::<i64>(cmd));
+        futures_util::future::join_all(deletions).await.into_iter().map(|r| r.map(|n| n > 0)).collect()
+    }
+
+    /// INCR `key`: the new value.
+    pub async fn increment(&self, key: &str) -> Result<u64, String> {
+        self.run(redis::cmd("INCR").arg(key)).await
+    }
+
+    /// GET `key` as a number (absent = 0).
+    pub async fn get_number(&self, key: &str) -> Result<u64, String> {
+        self.run::<Option<u64>>(redis::cmd("GET").arg(key)).await.map(Option::unwrap_or_default)
     }
 
     /// PUBLISH `message` on `channel`.
@@ -103,14 +221,25 @@ impl RedisTier {
         self.run::<i64>(redis::cmd("PUBLISH").arg(channel).arg(message)).await.map(|_| ())
     }
 
-    /// A dedicated connection subscribed to `channel`.
+    /// A dedicated connection subscribed to `channel` (in a cluster, on the first seed node that answers).
     pub async fn subscribe(&self, channel: &str) -> Result<redis::aio::PubSub, String> {
-        let mut pubsub = tokio::time::timeout(OPERATION_TIMEOUT, self.client.get_async_pubsub())
-            .await
-            .map_err(|_| "connect timed out".to_string())?
-            .map_err(|e| format!("{:?}", e.kind()))?;
-        pubsub.subscribe(channel).await.map_err(|e| format!("{:?}", e.kind()))?;
-        Ok(pubsub)
+        let clients = match &self.topology {
+            Topology::Single(client) => vec![client.clone()],
+            Topology::Cluster { seeds, .. } => seeds.clone(),
+            Topology::Sentinel(_) => vec![self.sentinel_master().await?],
+        };
+        let mut last = String::from("no node to subscribe to");
+        for client in clients {
+            match tokio::time::timeout(OPERATION_TIMEOUT, client.get_async_pubsub()).await {
+                Ok(Ok(mut pubsub)) => {
+                    pubsub.subscribe(channel).await.map_err(|e| format!("subscribe failed: {:?}", e.kind()))?;
+                    return Ok(pubsub);
+                }
+                Ok(Err(e)) => last = format!("connect failed: {:?}", e.kind()),
+                Err(_) => last = "connect timed out".into(),
+            }
+        }
+        Err(last)
     }
 
     /// SET `key` = `fence` only if absent, expiring after `ttl`: a lock whose holder is known by its fence.
@@ -124,15 +253,9 @@ impl RedisTier {
     /// Releases a lock only if it still holds `fence` (a lock that expired and was taken by another
     /// instance is left alone).
     pub async fn unlock(&self, key: &str, fence: &str) -> Result<(), String> {
-        let script = redis::Script::new(
-            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end",
-        );
-        let mut connection = self.connection().await?;
-        tokio::time::timeout(OPERATION_TIMEOUT, script.key(key).arg(fence).invoke_async::<i64>(&mut connection))
-            .await
-            .map_err(|_| "operation timed out".to_string())?
-            .map(|_| ())
-            .map_err(|e| format!("{:?}", e.kind()))
+        const RELEASE: &str =
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+        self.run::<i64>(redis::cmd("EVAL").arg(RELEASE).arg(1).arg(key).arg(fence)).await.map(|_| ())
     }
 
     /// Whether Redis answers PING.

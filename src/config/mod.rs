@@ -34,9 +34,23 @@ pub struct Config {
     /// `[token_handler]`: the OAuth Agent and OAuth Proxy for single-page apps.
     #[serde(default)]
     pub token_handler: TokenHandlerConfig,
+    /// `[admin]`: the admin API's own listener (off unless `listen` is set).
+    #[serde(default)]
+    pub admin: AdminConfig,
     /// `[[routes]]`: what is proxied where, with which credential and policy.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Socket address of the admin listener, e.g. `127.0.0.1:9901`; empty = no admin API.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub listen: String,
+    /// The bearer token admin callers send (at least 32 characters; prefer `SHROUD__ADMIN__TOKEN`).
+    pub token: Secret,
 }
 
 /// `[server]`
@@ -192,9 +206,14 @@ pub enum CacheBackend {
 pub struct CacheConfig {
     /// `memory` or `redis`.
     pub backend: CacheBackend,
-    /// Redis URL (used with `backend = "redis"`).
+    /// Redis URL (used with `backend = "redis"`): `redis://` or `rediss://` for one node,
+    /// `redis+cluster://host:port,host:port` for Redis Cluster seed nodes,
+    /// `redis+sentinel://host:port,host:port/service` for Sentinel (and their `rediss+…` TLS forms).
     #[serde(serialize_with = "serialize_redacted_url")]
     pub redis_url: String,
+    /// PEM CA certificate(s) trusted for `rediss` connections instead of the system's store.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub redis_ca_file: String,
     /// Upper bound of any cache entry's lifetime.
     pub max_ttl_seconds: u64,
     /// Lifetime of "inactive" answers; 0 disables negative caching.
@@ -210,6 +229,7 @@ impl Default for CacheConfig {
         CacheConfig {
             backend: CacheBackend::Memory,
             redis_url: "redis://127.0.0.1:6379".into(),
+            redis_ca_file: String::new(),
             max_ttl_seconds: 300,
             negative_ttl_seconds: 5,
             max_entries: 100_000,

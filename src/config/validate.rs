@@ -81,6 +81,7 @@ impl Config {
         self.validate_introspection()?;
         self.validate_cache()?;
         self.validate_token_handler()?;
+        self.validate_admin()?;
         self.validate_routes()
     }
 
@@ -179,14 +180,34 @@ impl Config {
                     "is required with backend = \"redis\" (every instance needs the same key; `shroud keygen` makes one)",
                 ));
             }
-            let parsed = url::Url::parse(&c.redis_url)
-                .map_err(|_| ConfigError::new("cache.redis_url", "not a URL such as redis://127.0.0.1:6379"))?;
-            if !matches!(parsed.scheme(), "redis" | "rediss" | "redis+unix" | "unix") {
-                return Err(ConfigError::new("cache.redis_url", "scheme must be redis:// or rediss://"));
+            crate::cache::redis_topology::Topology::from_url(&c.redis_url, None)
+                .map_err(|e| ConfigError::new("cache.redis_url", e))?;
+            if !c.redis_ca_file.is_empty() && !c.redis_url.starts_with("rediss") {
+                return Err(ConfigError::new("cache.redis_ca_file", "needs a rediss:// (TLS) redis_url"));
             }
         }
         if c.max_ttl_seconds == 0 {
             return Err(ConfigError::new("cache.max_ttl_seconds", "must be greater than 0"));
+        }
+        Ok(())
+    }
+
+    fn validate_admin(&self) -> Result<(), ConfigError> {
+        let admin = &self.admin;
+        if admin.listen.is_empty() {
+            return Ok(());
+        }
+        if admin.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::new("admin.listen", "must be an address such as 127.0.0.1:9901"));
+        }
+        if admin.listen == self.server.listen && !admin.listen.ends_with(":0") {
+            return Err(ConfigError::new("admin.listen", "must differ from server.listen"));
+        }
+        if admin.token.expose().chars().count() < 32 {
+            return Err(ConfigError::new(
+                "admin.token",
+                "is required with admin.listen and must hold at least 32 characters (`shroud keygen` makes one)",
+            ));
         }
         Ok(())
     }

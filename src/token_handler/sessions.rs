@@ -2,10 +2,12 @@
 //! them everywhere: which token keys (HMACs, never tokens) belong to which `sid` and `sub`, and a
 //! denylist of ended tokens.
 //!
-//! With Redis the index and the denylist are shared, and a purge is announced on a pub/sub channel so
-//! that every instance drops the entries from its in-process tier at once. A missed message cannot keep
-//! a token alive past the cache's TTL: every cache miss checks the shared denylist.
+//! With Redis the index and the denylist are shared, and an ended session is announced
+//! ([`crate::cache::invalidation`]) so that every instance drops the entries from its in-process tier at
+//! once. A missed message cannot keep a token alive past the cache's TTL: every cache miss checks the
+//! shared denylist.
 
+use crate::cache::invalidation::{self, Invalidation};
 use crate::cache::redis::RedisTier;
 use crate::cache::seal::{CacheKey, Sealer};
 use crate::cache::GrantCache;
@@ -14,9 +16,6 @@ use std::time::Duration;
 
 /// How long ended tokens stay denied and sessions stay indexed.
 pub const SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// The pub/sub channel that carries purges.
-pub const PURGE_CHANNEL: &str = "shroud:v1:purge";
 
 const MAX_ENTRIES: u64 = 1_000_000;
 
@@ -30,10 +29,6 @@ pub struct Sessions {
 
 fn deny_key(key: &CacheKey) -> String {
     format!("shroud:v1:deny:{}", hex::encode(key))
-}
-
-fn parse_keys(text: &str) -> Vec<CacheKey> {
-    text.split(',').filter_map(|h| hex::decode(h.trim()).ok()).filter_map(|b| b.try_into().ok()).collect()
 }
 
 impl Sessions {
@@ -82,7 +77,9 @@ impl Sessions {
             keys.extend(self.index.get(&name).unwrap_or_default());
             if let Some(redis) = &self.redis {
                 match redis.set_members(&name).await {
-                    Ok(members) => keys.extend(parse_keys(&members.join(","))),
+                    Ok(members) => keys.extend(
+                        members.iter().filter_map(|h| hex::decode(h).ok()).filter_map(|b| CacheKey::try_from(b).ok()),
+                    ),
                     Err(e) => log::warn!("redis session index read failed ({e})"),
                 }
             }
@@ -98,20 +95,24 @@ impl Sessions {
         if keys.is_empty() {
             return;
         }
-        for key in keys {
-            self.denied.insert(*key, ());
+        self.note_denied(keys);
+        if let Err(e) = cache.drop_shared(keys).await {
+            log::warn!("redis purge failed ({}); entries expire with their TTL", e.reason);
         }
-        cache.purge(keys).await;
         if let Some(redis) = &self.redis {
             for key in keys {
                 if let Err(e) = redis.set_flag(&deny_key(key), SESSION_TTL).await {
                     log::warn!("redis denylist update failed ({e})");
                 }
             }
-            let message: Vec<String> = keys.iter().map(hex::encode).collect();
-            if let Err(e) = redis.publish(PURGE_CHANNEL, &message.join(",")).await {
-                log::warn!("purge announcement failed ({e}); other instances catch up on their next miss");
-            }
+            invalidation::publish(redis, &Invalidation::Deny(keys.to_vec())).await;
+        }
+    }
+
+    /// Remembers in this instance that the token keys are ended (announced by another instance).
+    pub fn note_denied(&self, keys: &[CacheKey]) {
+        for key in keys {
+            self.denied.insert(*key, ());
         }
     }
 
@@ -131,38 +132,5 @@ impl Sessions {
             self.denied.insert(*key, ());
         }
         denied
-    }
-
-    /// Applies a purge announced by another instance.
-    pub async fn apply_purge_message(&self, message: &str, cache: &GrantCache) {
-        let keys = parse_keys(message);
-        for key in &keys {
-            self.denied.insert(*key, ());
-        }
-        cache.forget_local(&keys).await;
-    }
-
-    /// Listens for purge announcements until the process ends, reconnecting as needed.
-    pub async fn listen_for_purges(self: Arc<Self>, cache: Arc<GrantCache>) {
-        use futures_util::StreamExt;
-        let Some(redis) = self.redis.clone() else { return };
-        let mut wait = Duration::from_millis(250);
-        loop {
-            match redis.subscribe(PURGE_CHANNEL).await {
-                Ok(mut pubsub) => {
-                    wait = Duration::from_millis(250);
-                    let mut messages = pubsub.on_message();
-                    while let Some(message) = messages.next().await {
-                        if let Ok(text) = message.get_payload::<String>() {
-                            self.apply_purge_message(&text, &cache).await;
-                        }
-                    }
-                    log::warn!("purge subscription lost; reconnecting");
-                }
-                Err(e) => log::debug!("purge subscription failed ({e}); retrying"),
-            }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(5));
-        }
     }
 }

@@ -12,6 +12,7 @@ mod modes;
 mod ops;
 mod policy;
 mod redis_tier;
+mod scale_out;
 mod spa;
 mod token_handler;
 mod verification;

@@ -58,6 +58,8 @@ pub fn with_redis(mut c: Config, redis_url: &str) -> Config {
 
 /// Validates and starts Shroud.
 pub fn start(config: Config) -> Running {
+    // Shroud's log lines show in a failing test's output when RUST_LOG asks for them.
+    let _ = env_logger::builder().is_test(true).try_init();
     config.validate().expect("test configuration is valid");
     shroud::server::spawn(config).expect("shroud starts")
 }

@@ -9,7 +9,8 @@
 //!   userinfo, and mints OIDC Back-Channel Logout tokens ([`LogoutSpec`]).
 //! * [`EchoUpstream`]: a fake internal API that answers every request with a JSON
 //!   description ([`Echo`]) of what it received.
-//! * [`RedisServer`]: a private `redis-server` process for one test.
+//! * [`RedisServer`]: a private `redis-server` process for one test; [`RedisCluster`] and
+//!   [`RedisSentinel`]: a Redis Cluster and a Sentinel-watched master made of such processes.
 //! * [`net::free_port`]: find a free TCP port on 127.0.0.1.
 
 #![warn(missing_docs)]
@@ -17,8 +18,10 @@
 pub mod fake_as;
 pub mod net;
 pub mod redis_server;
+pub mod redis_topologies;
 pub mod upstream;
 
 pub use fake_as::{Behaviour, Discovery, FakeAs, FakeAsOptions, IntrospectionRecord, LogoutSpec, Tamper, TokenSpec};
 pub use redis_server::RedisServer;
+pub use redis_topologies::{RedisCluster, RedisSentinel};
 pub use upstream::{Echo, EchoUpstream};

@@ -21,6 +21,10 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// Lines of the `redis.conf` the server starts from (`port`, `dir`, … are added).
+    config: String,
+    /// Arguments after the configuration file (e.g. `--sentinel`).
+    args: Vec<String>,
 }
 
 impl RedisServer {
@@ -28,10 +32,22 @@ impl RedisServer {
     /// `PING`. Panics with a clear message if `redis-server` is not installed or does not
     /// come up.
     pub fn start() -> RedisServer {
+        RedisServer::start_configured("", &[])
+    }
+
+    /// Starts `redis-server` with extra `redis.conf` lines (`config`, e.g. `cluster-enabled yes`) and
+    /// extra arguments (`args`, e.g. `--sentinel`), on a free port, and waits until it answers `PING`.
+    pub fn start_configured(config: &str, args: &[&str]) -> RedisServer {
         let mut last_err = String::new();
         // A port found free can be taken before redis binds it: try a few.
         for _ in 0..3 {
-            let mut server = RedisServer { port: free_port(), dir: private_dir(), child: None };
+            let mut server = RedisServer {
+                port: free_port(),
+                dir: private_dir(),
+                child: None,
+                config: config.to_string(),
+                args: args.iter().map(|a| a.to_string()).collect(),
+            };
             match server.spawn_and_wait() {
                 Ok(()) => return server,
                 // Dropping `server` kills the process and removes its directory.
@@ -44,6 +60,11 @@ impl RedisServer {
     /// The URL to connect to, `redis://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The private directory the server runs in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The TCP port the server listens on.
@@ -76,12 +97,20 @@ impl RedisServer {
         let log =
             File::create(self.log_path()).map_err(|e| format!("cannot create {}: {e}", self.log_path().display()))?;
         let log2 = log.try_clone().map_err(|e| format!("cannot clone log file handle: {e}"))?;
-        let port = self.port.to_string();
+        let conf = self.dir.join("redis.conf");
+        // Written once: a sentinel rewrites its file, and a restart must keep what it learned.
+        if !conf.exists() {
+            let text = format!(
+                "port {}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\n{}\n",
+                self.port,
+                self.dir.display(),
+                self.config
+            );
+            std::fs::write(&conf, text).map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
+        }
         let child = Command::new("redis-server")
-            .args(["--port", &port, "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
+            .arg(&conf)
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
