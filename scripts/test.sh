@@ -12,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
 ensure_build_deps
-ensure_debs redis-server=redis-server
+# redis-cli (redis-tools) assembles the test Redis Cluster; openssl makes the TLS test's private CA.
+ensure_debs redis-server=redis-server redis-cli=redis-tools openssl=openssl
 run_e2e=${SHROUD_E2E:-1}
 [[ $# -gt 0 ]] && run_e2e=0
 if [[ $run_e2e == 1 ]]; then

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use shroud::config::{CacheBackend, Config, ResponseMode};
 use shroud::secret::Secret;
 use shroud::server::Running;
-use shroud_testkit::{Behaviour, EchoUpstream, FakeAs, RedisCluster, RedisSentinel, RedisServer, TokenSpec};
+use shroud_testkit::{Behaviour, EchoUpstream, FakeAs, RedisCluster, RedisSentinel, RedisServer, RedisTls, TokenSpec};
 use std::time::{Duration, Instant};
 
 const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef0123";
@@ -301,4 +301,70 @@ async fn the_admin_api_refuses_strangers_and_malformed_purges() {
     assert_eq!(stats["introspections"], 2, "{stats}");
     assert_eq!(stats["purged"], 1, "{stats}");
     assert_eq!(stats["redis"], json!({ "configured": false, "connected": false }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_with_a_private_ca_is_verified() {
+    let redis = RedisTls::start();
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let ca_file = redis.ca_file().to_string_lossy().into_owned();
+    let trusted = fleet(2, &redis.url(), &idp, &api);
+    // The fleet above trusts only the system store: it cannot verify the private CA, so it works
+    // without Redis (each instance introspects), and says so on /readyz.
+    idp.issue("t", TokenSpec::active("alice", "read", 300));
+    assert_eq!(status(&trusted[0], "t").await, 200);
+    let ready: Value = client().get(format!("{}/readyz", trusted[0].url())).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["checks"]["redis"], "unreachable", "an unverifiable certificate is refused");
+    drop(trusted);
+
+    let key = signing_key_file().to_string_lossy().into_owned();
+    let with_ca: Vec<Running> = (0..2)
+        .map(|_| {
+            let mut c = with_redis(config(&idp, &api, ResponseMode::Json), &redis.url());
+            c.cache.redis_ca_file = ca_file.clone();
+            c.phantom.signing_key_file = key.clone();
+            start(c)
+        })
+        .collect();
+    idp.issue("u", TokenSpec::active("alice", "read", 300));
+    let before = idp.introspections();
+    assert_eq!(status(&with_ca[0], "u").await, 200);
+    assert_eq!(status(&with_ca[1], "u").await, 200);
+    assert_eq!(idp.introspections(), before + 1, "shared over TLS");
+    let mut conn = redis::Client::open(redis.plain().url()).unwrap().get_connection().unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("shroud:v1:grant:*").query(&mut conn).unwrap();
+    assert_eq!(keys.len(), 1);
+}
+
+#[test]
+fn redis_and_admin_settings_are_checked_at_start() {
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let error = |change: &dyn Fn(&mut Config)| {
+        let mut c = with_redis(config(&idp, &api, ResponseMode::Json), "redis://127.0.0.1:6379");
+        change(&mut c);
+        c.validate().expect_err("invalid").to_string()
+    };
+    let e = error(&|c| c.cache.redis_url = "redis://a:1,b:2".into());
+    assert!(e.contains("cache.redis_url") && e.contains("redis+cluster"), "{e}");
+    let e = error(&|c| c.cache.redis_url = "redis+sentinel://a:26379".into());
+    assert!(e.contains("cache.redis_url") && e.contains("service"), "{e}");
+    let e = error(&|c| c.cache.redis_url = "memcached://a".into());
+    assert!(e.contains("cache.redis_url") && e.contains("scheme"), "{e}");
+    let e = error(&|c| c.cache.redis_ca_file = "/etc/ssl/ca.pem".into());
+    assert!(e.contains("cache.redis_ca_file") && e.contains("rediss"), "{e}");
+    let e = error(&|c| c.admin.listen = "127.0.0.1:9901".into());
+    assert!(e.contains("admin.token") && e.contains("32"), "{e}");
+    let e = error(&|c| {
+        c.admin.listen = "localhost".into();
+        c.admin.token = Secret::new(ADMIN_TOKEN);
+    });
+    assert!(e.contains("admin.listen"), "{e}");
+    let e = error(&|c| {
+        c.server.listen = "127.0.0.1:9901".into();
+        c.admin.listen = "127.0.0.1:9901".into();
+        c.admin.token = Secret::new(ADMIN_TOKEN);
+    });
+    assert!(e.contains("admin.listen") && e.contains("differ"), "{e}");
 }

@@ -23,5 +23,5 @@ pub mod upstream;
 
 pub use fake_as::{Behaviour, Discovery, FakeAs, FakeAsOptions, IntrospectionRecord, LogoutSpec, Tamper, TokenSpec};
 pub use redis_server::RedisServer;
-pub use redis_topologies::{RedisCluster, RedisSentinel};
+pub use redis_topologies::{RedisCluster, RedisSentinel, RedisTls};
 pub use upstream::{Echo, EchoUpstream};

@@ -1,5 +1,6 @@
 //! Redis deployments beyond one node, made of private [`RedisServer`] processes:
-//! a Redis Cluster ([`RedisCluster`], assembled with `redis-cli --cluster create`) and a Sentinel
+//! a Redis Cluster ([`RedisCluster`], assembled with `redis-cli --cluster create`), a TLS node under a
+//! private CA ([`RedisTls`]) and a Sentinel
 //! watching one master ([`RedisSentinel`]).
 
 use crate::redis_server::RedisServer;
@@ -116,5 +117,88 @@ impl RedisSentinel {
     /// The master (e.g. to read what it holds).
     pub fn master(&self) -> &RedisServer {
         &self.master
+    }
+}
+
+/// A Redis node that also listens with TLS, under a private certificate authority made for it.
+pub struct RedisTls {
+    server: RedisServer,
+    tls_port: u16,
+    ca_file: std::path::PathBuf,
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run openssl (apt-get install openssl): {e}"));
+    assert!(output.status.success(), "openssl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+impl RedisTls {
+    /// Makes a CA and a certificate for 127.0.0.1 with the `openssl` command, and starts Redis with a
+    /// TLS port (clients are not asked for certificates).
+    pub fn start() -> RedisTls {
+        let dir =
+            std::env::temp_dir().join(format!("shroud-redis-tls-{}-{}", std::process::id(), crate::net::free_port()));
+        std::fs::create_dir_all(&dir).expect("temporary directory");
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+        openssl(
+            &dir,
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=shroud test CA"],
+            ]
+            .concat(),
+        );
+        openssl(
+            &dir,
+            &[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]].concat(),
+        );
+        std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("extension file");
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "san.ext",
+            ],
+        );
+        let tls_port = crate::net::free_port();
+        let config = format!(
+            "tls-port {tls_port}\ntls-cert-file {0}/server.pem\ntls-key-file {0}/server.key\ntls-ca-cert-file {0}/ca.pem\ntls-auth-clients no",
+            dir.display()
+        );
+        let server = RedisServer::start_configured(&config, &[]);
+        RedisTls { server, tls_port, ca_file: dir.join("ca.pem") }
+    }
+
+    /// `rediss://127.0.0.1:<tls port>`.
+    pub fn url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.tls_port)
+    }
+
+    /// The CA certificate (PEM) that signed the server's certificate.
+    pub fn ca_file(&self) -> &std::path::Path {
+        &self.ca_file
+    }
+
+    /// The node's plain-text side (e.g. to read what it holds).
+    pub fn plain(&self) -> &RedisServer {
+        &self.server
     }
 }
