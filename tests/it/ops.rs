@@ -85,6 +85,7 @@ async fn the_openapi_document_is_served_only_when_enabled() {
     assert_eq!(text, shroud::ops::OPENAPI_YAML, "the embedded document is served as is");
     let doc: serde_norway::Value = serde_norway::from_str(&text).expect("openapi.yaml is YAML");
     assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "an OpenAPI 3 document");
+    assert_eq!(doc["info"]["version"].as_str(), Some(env!("CARGO_PKG_VERSION")), "the crate's version");
     assert!(doc["paths"].get("/purge").is_some() && doc["paths"].get("/stats").is_some(), "the admin API");
 
     // Every documented operation of the main listener is routed, and every other method is 405 with
