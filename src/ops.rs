@@ -1,18 +1,36 @@
 //! Operational endpoints: `/healthz` (alive), `/readyz` (discovery done and keys loaded; an unreachable
 //! Redis is reported as a degradation, not as unreadiness, since Shroud serves on without it),
-//! `/metrics` (Prometheus text) and `/.well-known/jwks.json` (the phantom JWT's public key).
+//! `/metrics` (Prometheus text), `/.well-known/jwks.json` (the phantom JWT's public key) and, when
+//! `[server] openapi = true`, `/.well-known/openapi.yaml` (the API description).
 
+use crate::error::Rejection;
 use crate::gateway::Gateway;
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpResponse, ResponseError};
 use serde_json::json;
+use std::borrow::Cow;
 
-/// Registers the operational endpoints.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics))
-        .route("/.well-known/jwks.json", web::get().to(jwks));
+/// The OpenAPI document of Shroud's own API (`openapi.yaml` at the repository root), embedded at build time.
+pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
+
+/// Registers the operational endpoints; the OpenAPI document only when `serve_openapi`.
+pub fn configure(serve_openapi: bool) -> impl Fn(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.service(get_only("/healthz").route(web::get().to(healthz)))
+            .service(get_only("/readyz").route(web::get().to(readyz)))
+            .service(get_only("/metrics").route(web::get().to(metrics)))
+            .service(get_only("/.well-known/jwks.json").route(web::get().to(jwks)));
+        if serve_openapi {
+            cfg.service(get_only("/.well-known/openapi.yaml").route(web::get().to(openapi)));
+        }
+    }
+}
+
+/// A resource that answers every method but GET with 405 and `Allow: GET`, so that no other method
+/// falls through to the routes.
+fn get_only(path: &str) -> actix_web::Resource {
+    web::resource(path)
+        .default_service(web::to(|| async { Rejection::MethodNotAllowed(Cow::Borrowed("GET")).error_response() }))
 }
 
 async fn healthz() -> HttpResponse {
@@ -51,4 +69,8 @@ async fn jwks(gateway: web::Data<Gateway>) -> HttpResponse {
         .content_type("application/jwk-set+json")
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .body(body)
+}
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/yaml").body(OPENAPI_YAML)
 }

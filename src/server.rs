@@ -18,12 +18,13 @@ fn build(gateway: Arc<Gateway>) -> std::io::Result<(Server, SocketAddr)> {
         n => n,
     };
     let agent_path = gateway.token_handler.as_ref().map(|th| th.config.base_path.clone());
+    let serve_openapi = gateway.config.server.openapi;
     let data = web::Data::from(gateway);
     let server = HttpServer::new(move || {
         let mut app = App::new()
             .app_data(data.clone())
             .app_data(web::Data::new(pipeline::forward::upstream_client()))
-            .configure(ops::configure);
+            .configure(ops::configure(serve_openapi));
         if let Some(base_path) = &agent_path {
             app = app.configure(agent::configure(base_path));
         }

@@ -15,14 +15,29 @@ ensure_debs() {
     missing+=("$pkg")
   done
   [[ ${#missing[@]} -eq 0 ]] && return 0
-  echo ">> installing Debian packages: ${missing[*]}" >&2
+  install_debs "${missing[@]}"
+}
+
+# Installs Debian packages unconditionally (ensure_debs decides when that is needed).
+install_debs() {
+  echo ">> installing Debian packages: $*" >&2
   local sudo=""
   if [[ $(id -u) -ne 0 ]]; then
-    command -v sudo >/dev/null 2>&1 || { echo "need root or sudo to install: ${missing[*]}" >&2; return 1; }
+    command -v sudo >/dev/null 2>&1 || { echo "need root or sudo to install: $*" >&2; return 1; }
     sudo="sudo"
   fi
   $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# Python ≥ 3.11 able to create virtual environments (Debian splits venv/ensurepip into python3-venv).
+ensure_python_venv() {
+  ensure_debs python3=python3
+  if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "Python >= 3.11 is required (found $(python3 --version)): Debian 12 or later has it" >&2
+    return 1
+  fi
+  python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || install_debs python3-venv
 }
 
 # What building Shroud needs on a fresh Debian (openssl-sys: headers and pkg-config).

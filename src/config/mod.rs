@@ -61,11 +61,14 @@ pub struct ServerConfig {
     pub listen: String,
     /// Worker threads; 0 = one per core.
     pub workers: usize,
+    /// Whether Shroud serves its OpenAPI document (`openapi.yaml`, embedded in the binary) at
+    /// `GET /.well-known/openapi.yaml`. When false, that path is not Shroud's and goes through the routes.
+    pub openapi: bool,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: "127.0.0.1:8080".into(), workers: 0 }
+        ServerConfig { listen: "127.0.0.1:8080".into(), workers: 0, openapi: false }
     }
 }
 

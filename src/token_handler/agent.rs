@@ -9,7 +9,7 @@ use super::oauth::{GrantError, LoginState, TokenResponse, RESERVED_PARAMS};
 use super::TokenHandler;
 use crate::gateway::Gateway;
 use crate::issuer::Metadata;
-use actix_web::http::header;
+use actix_web::http::{header, Method};
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -18,21 +18,33 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// `Allow` of the endpoints that take POST (and answer preflights).
+const POST_ENDPOINT: &str = "POST, OPTIONS";
+/// `Allow` of the endpoints that take GET (and answer preflights).
+const GET_ENDPOINT: &str = "GET, OPTIONS";
+
 /// Registers the agent's endpoints under `base_path`.
 pub fn configure(base_path: &str) -> impl FnOnce(&mut web::ServiceConfig) + '_ {
     move |cfg| {
         cfg.service(
             web::scope(base_path)
-                .route("/login/start", web::post().to(login_start))
-                .route("/login/end", web::post().to(login_end))
-                .route("/userInfo", web::get().to(user_info))
-                .route("/claims", web::get().to(claims))
-                .route("/refresh", web::post().to(refresh))
-                .route("/logout", web::post().to(logout))
-                .route("/backchannel-logout", web::post().to(backchannel_logout))
+                .service(resource("/login/start", POST_ENDPOINT).route(web::post().to(login_start)))
+                .service(resource("/login/end", POST_ENDPOINT).route(web::post().to(login_end)))
+                .service(resource("/userInfo", GET_ENDPOINT).route(web::get().to(user_info)))
+                .service(resource("/claims", GET_ENDPOINT).route(web::get().to(claims)))
+                .service(resource("/refresh", POST_ENDPOINT).route(web::post().to(refresh)))
+                .service(resource("/logout", POST_ENDPOINT).route(web::post().to(logout)))
+                .service(resource("/backchannel-logout", POST_ENDPOINT).route(web::post().to(backchannel_logout)))
                 .default_service(web::to(other)),
         );
     }
+}
+
+/// An endpoint's resource, whose other methods are answered by [`other_method`] with `allow`.
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |req: HttpRequest, gateway: web::Data<Gateway>| async move {
+        other_method(&req, &gateway, allow).await
+    }))
 }
 
 /// What an endpoint produces before CORS and logging.
@@ -118,12 +130,32 @@ fn cookie(th: &TokenHandler, req: &HttpRequest, kind: Kind) -> Result<String, Ag
     }
 }
 
-/// Parses an optional JSON body: real SPAs POST with no body and no Content-Type.
+/// The largest request body the agent reads: its JSON bodies and logout tokens are small.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Reads the request body, refusing one over [`MAX_BODY_BYTES`] with 413 (as a JSON error with CORS, like
+/// every agent answer).
+async fn read_body(payload: web::Payload) -> Result<web::Bytes, AgentError> {
+    match payload.to_bytes_limited(MAX_BODY_BYTES).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(_)) => Err(AgentError::invalid_request("the request body could not be read")),
+        Err(_) => Err(AgentError::body_too_large()),
+    }
+}
+
+/// Parses an optional JSON object body: real SPAs POST with no body and no Content-Type. Anything but an
+/// object is refused, also an array that serde would read as the struct's fields in order.
 fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, AgentError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|_| AgentError::invalid_request("the request body is not valid JSON"))
+    let value: Value =
+        serde_json::from_slice(body).map_err(|_| AgentError::invalid_request("the request body is not valid JSON"))?;
+    if !value.is_object() {
+        return Err(AgentError::invalid_request("the request body is not a JSON object"));
+    }
+    serde_json::from_value(value)
+        .map_err(|_| AgentError::invalid_request("the request body has a member of the wrong type"))
 }
 
 async fn metadata(th: &TokenHandler) -> Result<Arc<Metadata>, AgentError> {
@@ -162,11 +194,11 @@ struct ExtraParam {
     value: String,
 }
 
-async fn login_start(http_req: HttpRequest, body: web::Bytes, gateway: web::Data<Gateway>) -> HttpResponse {
+async fn login_start(http_req: HttpRequest, payload: web::Payload, gateway: web::Data<Gateway>) -> HttpResponse {
     let req = &http_req;
     run(req, &gateway, |th, origin| async move {
         require_origin(&origin)?;
-        let start: StartBody = optional_json(&body)?;
+        let start: StartBody = optional_json(&read_body(payload).await?)?;
         let mut extra = Vec::with_capacity(start.extra_params.len());
         for p in start.extra_params {
             if RESERVED_PARAMS.contains(&p.key.as_str()) || p.key.is_empty() {
@@ -221,11 +253,11 @@ fn clear_session(th: &TokenHandler, builder: &mut HttpResponseBuilder) {
     }
 }
 
-async fn login_end(http_req: HttpRequest, body: web::Bytes, gateway: web::Data<Gateway>) -> HttpResponse {
+async fn login_end(http_req: HttpRequest, payload: web::Payload, gateway: web::Data<Gateway>) -> HttpResponse {
     let req = &http_req;
     run(req, &gateway, |th, origin| async move {
         require_origin(&origin)?;
-        let end: EndBody = optional_json(&body)?;
+        let end: EndBody = optional_json(&read_body(payload).await?)?;
         let page = match end.page_url.as_deref().map(url::Url::parse) {
             Some(Ok(page)) => page,
             Some(Err(_)) => return Err(AgentError::invalid_request("pageUrl is not a URL")),
@@ -381,12 +413,12 @@ struct LogoutForm {
     logout_token: String,
 }
 
-async fn backchannel_logout(http_req: HttpRequest, body: web::Bytes, gateway: web::Data<Gateway>) -> HttpResponse {
+async fn backchannel_logout(http_req: HttpRequest, payload: web::Payload, gateway: web::Data<Gateway>) -> HttpResponse {
     let gw = gateway.clone();
     let req = &http_req;
     run(req, &gateway, |th, _origin| async move {
-        let form: LogoutForm =
-            serde_urlencoded::from_bytes(&body).map_err(|_| AgentError::invalid_request("no logout_token"))?;
+        let form: LogoutForm = serde_urlencoded::from_bytes(&read_body(payload).await?)
+            .map_err(|_| AgentError::invalid_request("no logout_token"))?;
         let metadata = metadata(th).await?;
         let claims = th.verify_logout_token(&form.logout_token, &metadata.issuer).await.map_err(|e| {
             log::warn!("logout token refused: {}", e.reason());
@@ -402,21 +434,37 @@ async fn backchannel_logout(http_req: HttpRequest, body: web::Bytes, gateway: we
     .await
 }
 
-/// Preflights for the agent's endpoints; anything else under the base path is 404.
+/// The answer to a CORS preflight: the grants for a trusted origin, 401 otherwise.
+fn preflight(th: &TokenHandler, origin: OriginCheck) -> Outcome {
+    match origin {
+        OriginCheck::Trusted(value) => Ok(th.cors.preflight(&value)),
+        _ => Err(AgentError::unauthorized("the Origin is not trusted")),
+    }
+}
+
+/// Another method on an endpoint: a CORS preflight is answered, a plain OPTIONS gets 204 with `Allow`,
+/// anything else 405 with `Allow`.
+async fn other_method(req: &HttpRequest, gateway: &Gateway, allow: &'static str) -> HttpResponse {
+    run(req, gateway, |th, origin| async move {
+        if is_preflight(req.method(), req.headers()) {
+            preflight(th, origin)
+        } else if req.method() == Method::OPTIONS {
+            Ok(HttpResponse::NoContent().insert_header((header::ALLOW, allow)).finish())
+        } else {
+            Err(AgentError::method_not_allowed(allow))
+        }
+    })
+    .await
+}
+
+/// Paths under the base path that are no endpoint: preflights are answered, anything else is 404.
 async fn other(http_req: HttpRequest, gateway: web::Data<Gateway>) -> HttpResponse {
     let req = &http_req;
     run(req, &gateway, |th, origin| async move {
-        if !is_preflight(req.method(), req.headers()) {
-            return Err(AgentError {
-                status: actix_web::http::StatusCode::NOT_FOUND,
-                code: "not_found".into(),
-                message: "no such OAuth Agent endpoint".into(),
-                clears_session: false,
-            });
-        }
-        match origin {
-            OriginCheck::Trusted(value) => Ok(th.cors.preflight(&value)),
-            _ => Err(AgentError::unauthorized("the Origin is not trusted")),
+        if is_preflight(req.method(), req.headers()) {
+            preflight(th, origin)
+        } else {
+            Err(AgentError::not_found())
         }
     })
     .await

@@ -15,11 +15,13 @@ pub struct AgentError {
     pub message: Cow<'static, str>,
     /// Whether the session's cookies are cleared with this answer.
     pub clears_session: bool,
+    /// The `Allow` header of a 405: the methods the endpoint takes.
+    pub allow: Option<&'static str>,
 }
 
 impl AgentError {
     fn new(status: StatusCode, code: &'static str, message: &'static str) -> AgentError {
-        AgentError { status, code: code.into(), message: message.into(), clears_session: false }
+        AgentError { status, code: code.into(), message: message.into(), clears_session: false, allow: None }
     }
 
     /// 401 `unauthorized_request`: bad Origin, missing or undecryptable cookie, CSRF mismatch.
@@ -61,6 +63,25 @@ impl AgentError {
             code: if safe { Cow::Owned(code.to_string()) } else { Cow::Borrowed("authorization_error") },
             message: "the authorization server returned an error".into(),
             clears_session: false,
+            allow: None,
+        }
+    }
+
+    /// 413 `request_too_large`: the body is larger than the agent reads.
+    pub fn body_too_large() -> AgentError {
+        AgentError::new(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", "the request body is too large")
+    }
+
+    /// 404 `not_found`: no such endpoint under the base path.
+    pub fn not_found() -> AgentError {
+        AgentError::new(StatusCode::NOT_FOUND, "not_found", "no such OAuth Agent endpoint")
+    }
+
+    /// 405 `method_not_allowed`, with the methods the endpoint takes (`allow`) in `Allow`.
+    pub fn method_not_allowed(allow: &'static str) -> AgentError {
+        AgentError {
+            allow: Some(allow),
+            ..AgentError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this method is not allowed here")
         }
     }
 
@@ -91,9 +112,12 @@ impl ResponseError for AgentError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status)
-            .insert_header(("cache-control", "no-store"))
-            .json(serde_json::json!({ "code": self.code, "message": self.message }))
+        let mut builder = HttpResponse::build(self.status);
+        builder.insert_header(("cache-control", "no-store"));
+        if let Some(allow) = self.allow {
+            builder.insert_header(("allow", allow));
+        }
+        builder.json(serde_json::json!({ "code": self.code, "message": self.message }))
     }
 }
 

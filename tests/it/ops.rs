@@ -1,7 +1,8 @@
 //! Operational endpoints.
 
 use crate::support::*;
-use shroud::config::ResponseMode;
+use reqwest::Method;
+use shroud::config::{CredentialKind, ResponseMode};
 use std::time::Duration;
 
 async fn wait_ready(env: &Env) -> serde_json::Value {
@@ -51,4 +52,83 @@ async fn jwt_mode_publishes_no_keys_of_its_own() {
     let jwks: serde_json::Value =
         env.http.get(format!("{}/.well-known/jwks.json", env.shroud.url())).send().await.unwrap().json().await.unwrap();
     assert_eq!(jwks["keys"], serde_json::json!([]));
+}
+
+/// The methods `openapi.yaml` documents for each path served on the main listener (the admin API has a
+/// `servers` entry of its own), uppercased.
+fn documented_operations(doc: &serde_norway::Value) -> Vec<(String, Vec<String>)> {
+    let paths = doc["paths"].as_mapping().expect("paths");
+    paths
+        .iter()
+        .filter(|(_, item)| item.get("servers").is_none())
+        .map(|(path, item)| {
+            let methods = item.as_mapping().unwrap().keys().map(|m| m.as_str().unwrap().to_uppercase()).collect();
+            (path.as_str().unwrap().to_string(), methods)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_is_served_only_when_enabled() {
+    let off = Env::new(ResponseMode::Rfc9701);
+    assert_refusal(off.get("/.well-known/openapi.yaml", None).await, 404, "not_found", None).await;
+
+    let on = Env::with(ResponseMode::Rfc9701, |c| {
+        let mut c = crate::spa::token_handler_config(c);
+        c.server.openapi = true;
+        c
+    });
+    let resp = on.get("/.well-known/openapi.yaml", None).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/yaml");
+    let text = resp.text().await.unwrap();
+    assert_eq!(text, shroud::ops::OPENAPI_YAML, "the embedded document is served as is");
+    let doc: serde_norway::Value = serde_norway::from_str(&text).expect("openapi.yaml is YAML");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "an OpenAPI 3 document");
+    assert_eq!(doc["info"]["version"].as_str(), Some(env!("CARGO_PKG_VERSION")), "the crate's version");
+    assert!(doc["paths"].get("/purge").is_some() && doc["paths"].get("/stats").is_some(), "the admin API");
+
+    // Every documented operation of the main listener is routed, and every other method is 405 with
+    // exactly the documented methods in `Allow`.
+    let operations = documented_operations(&doc);
+    assert!(operations.len() >= 12, "{operations:?}");
+    for (path, methods) in operations {
+        let url = format!("{}{path}", on.shroud.url());
+        for method in &methods {
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            let resp = on.http.request(method.clone(), &url).send().await.unwrap();
+            assert!(![404, 405].contains(&resp.status().as_u16()), "{method} {path} is routed: {}", resp.status());
+        }
+        let resp = on.http.request(Method::PATCH, &url).send().await.unwrap();
+        assert_eq!(resp.status(), 405, "PATCH {path}");
+        let mut allowed: Vec<String> =
+            resp.headers()["allow"].to_str().unwrap().split(", ").map(str::to_string).collect();
+        allowed.sort();
+        let mut documented = methods.clone();
+        documented.sort();
+        assert_eq!(allowed, documented, "Allow of {path}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["code"], "method_not_allowed", "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operational_paths_never_fall_through_to_a_catch_all_route() {
+    let env = Env::with(ResponseMode::Rfc9701, |mut c| {
+        let mut everything = route("/", &c.routes[0].upstream, &[]);
+        everything.credentials = CredentialKind::None;
+        c.routes.push(everything);
+        c
+    });
+    for path in ["/healthz", "/readyz", "/metrics", "/.well-known/jwks.json"] {
+        for method in [Method::POST, Method::DELETE, Method::OPTIONS] {
+            let resp = env.http.request(method.clone(), format!("{}{path}", env.shroud.url())).send().await.unwrap();
+            assert_eq!(resp.headers()["allow"], "GET", "{method} {path}");
+            assert_refusal(resp, 405, "method_not_allowed", None).await;
+        }
+    }
+    assert_eq!(env.api.hits(), 0, "nothing reached the upstream");
+    // The OpenAPI path is not Shroud's while it is off: it is routed like any other.
+    assert_eq!(env.get("/.well-known/openapi.yaml", None).await.status(), 200);
+    assert_eq!(env.api.hits(), 1);
 }

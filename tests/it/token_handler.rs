@@ -502,3 +502,70 @@ async fn a_missing_authorization_endpoint_is_500_server_error() {
     assert_eq!(resp.headers()["access-control-allow-origin"], ORIGIN);
     assert_agent_error(resp, 500, "server_error").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_endpoints_answer_other_methods_with_405_and_allow() {
+    let env = spa_env();
+    let http = client();
+    let agent = format!("{}/oauth-agent", env.shroud.url());
+    for (method, path, allow) in [
+        (Method::PUT, "/login/start", "POST, OPTIONS"),
+        (Method::GET, "/refresh", "POST, OPTIONS"),
+        (Method::DELETE, "/userInfo", "GET, OPTIONS"),
+        (Method::TRACE, "/claims", "GET, OPTIONS"),
+        (Method::GET, "/backchannel-logout", "POST, OPTIONS"),
+    ] {
+        let resp =
+            http.request(method.clone(), format!("{agent}{path}")).header("origin", ORIGIN).send().await.unwrap();
+        assert_eq!(resp.headers()["allow"], allow, "{method} {path}");
+        assert_eq!(resp.headers()["access-control-allow-origin"], ORIGIN, "errors carry CORS for trusted origins");
+        assert_agent_error(resp, 405, "method_not_allowed").await;
+    }
+    // A plain OPTIONS (no preflight) lists the methods; an unknown path is still 404.
+    let resp = http.request(Method::OPTIONS, format!("{agent}/userInfo")).send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(resp.headers()["allow"], "GET, OPTIONS");
+    assert_agent_error(http.post(format!("{agent}/nothing-here")).send().await.unwrap(), 404, "not_found").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_bodies_must_be_json_objects() {
+    let env = spa_env();
+    let mut spa = Browser::new(&env.shroud.url());
+    // serde reads a struct from an array of its fields: `[]` used to start a login.
+    for body in [serde_json::json!([]), serde_json::json!([[{"key": "prompt", "value": "login"}]]), "x".into()] {
+        let resp = spa.send(Method::POST, "/oauth-agent/login/start", Some(body.clone())).await;
+        assert_agent_error(resp, 400, "invalid_request").await;
+    }
+    assert!(!spa.cookies.contains_key("shroud-login"), "no login was started");
+    let resp = spa.send(Method::POST, "/oauth-agent/login/end", Some(serde_json::json!(["http://x/?code=c"]))).await;
+    assert_agent_error(resp, 400, "invalid_request").await;
+    let resp = spa.send(Method::POST, "/oauth-agent/login/end", Some(serde_json::json!({"pageUrl": 5}))).await;
+    assert_agent_error(resp, 400, "invalid_request").await;
+    // A null pageUrl is no pageUrl: the session report.
+    let report =
+        json(spa.send(Method::POST, "/oauth-agent/login/end", Some(serde_json::json!({"pageUrl": null}))).await).await;
+    assert_eq!((report["handled"].as_bool(), report["isLoggedIn"].as_bool()), (Some(false), Some(false)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_agent_bodies_are_a_json_413_with_cors() {
+    let env = spa_env();
+    let http = client();
+    let agent = format!("{}/oauth-agent", env.shroud.url());
+    // Over actix's own limit (256 KiB), which used to answer with a text/plain 413 and no CORS headers.
+    let padding = "a".repeat(300 * 1024);
+    for path in ["/login/start", "/login/end"] {
+        let body = serde_json::json!({ "pageUrl": format!("{ORIGIN}/?{padding}") });
+        let resp = http.post(format!("{agent}{path}")).header("origin", ORIGIN).json(&body).send().await.unwrap();
+        assert_eq!(resp.headers()["access-control-allow-origin"], ORIGIN, "{path}");
+        assert_agent_error(resp, 413, "request_too_large").await;
+    }
+    let resp =
+        http.post(format!("{agent}/backchannel-logout")).form(&[("logout_token", &padding)]).send().await.unwrap();
+    assert_agent_error(resp, 413, "request_too_large").await;
+    // A long but reasonable callback URL is still read.
+    let mut spa = Browser::new(&env.shroud.url());
+    let long = format!("{ORIGIN}/page?{}", "b".repeat(8 * 1024));
+    assert_eq!(spa.end_login(&long).await.status(), 200);
+}
