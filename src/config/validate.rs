@@ -41,6 +41,9 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// The longest an OPA decision may be cached.
+const MAX_OPA_CACHE_SECONDS: u64 = 86_400;
+
 /// Checks that a string is an absolute http(s) URL with a host.
 fn http_url(key: &str, raw: &str) -> Result<url::Url, ConfigError> {
     let parsed = url::Url::parse(raw).map_err(|e| ConfigError::new(key, format!("not a URL ({e})")))?;
@@ -306,6 +309,12 @@ impl Config {
                 if opa.timeout_ms == 0 {
                     return Err(ConfigError::new(key("timeout_ms"), "must be greater than 0"));
                 }
+                if opa.cache_seconds > MAX_OPA_CACHE_SECONDS {
+                    return Err(ConfigError::new(
+                        key("cache_seconds"),
+                        format!("must be at most {MAX_OPA_CACHE_SECONDS} (one day)"),
+                    ));
+                }
             }
         }
         Ok(())
@@ -381,6 +390,8 @@ mod tests {
             c.routes[0].opa = Some(OpaConfig { url: url.into(), ..opa.clone() });
             assert_eq!(c.validate().unwrap_err().key, "routes[0].opa.url", "{url}");
         }
+        c.routes[0].opa = Some(OpaConfig { cache_seconds: 86_401, ..opa.clone() });
+        assert_eq!(c.validate().unwrap_err().key, "routes[0].opa.cache_seconds");
         c.routes[0].opa = Some(OpaConfig { timeout_ms: 0, ..opa });
         let err = c.validate().unwrap_err();
         assert_eq!((err.key.as_str(), err.message.as_str()), ("routes[0].opa.timeout_ms", "must be greater than 0"));
