@@ -9,7 +9,7 @@ use std::borrow::Cow;
 /// Realm advertised in every `WWW-Authenticate` challenge.
 pub const REALM: &str = "shroud";
 
-/// Seconds a client is asked to wait when the authorization server is unavailable.
+/// Seconds a client is asked to wait when the authorization server or the policy service is unavailable.
 pub const RETRY_AFTER_SECONDS: &str = "5";
 
 /// Why a request was not forwarded (or could not be).
@@ -43,6 +43,9 @@ pub enum Rejection {
     AuthorizationServerError,
     /// 503 `authorization_server_unavailable`: unreachable, timed out, 5xx, or not yet discovered.
     AuthorizationServerUnavailable,
+    /// 503 `policy_service_unavailable`: Open Policy Agent is unreachable, timed out, failed or answered
+    /// nonsense; the request fails closed.
+    PolicyServiceUnavailable,
     /// 502 `upstream_unavailable`.
     UpstreamUnavailable,
     /// 504 `upstream_timeout`.
@@ -73,6 +76,7 @@ impl Rejection {
             Rejection::PolicyDenied(_) => "access_denied",
             Rejection::AuthorizationServerError => "authorization_server_error",
             Rejection::AuthorizationServerUnavailable => "authorization_server_unavailable",
+            Rejection::PolicyServiceUnavailable => "policy_service_unavailable",
             Rejection::UpstreamUnavailable => "upstream_unavailable",
             Rejection::UpstreamTimeout => "upstream_timeout",
         }
@@ -93,6 +97,7 @@ impl Rejection {
             Rejection::PolicyDenied(rule) => format!("the request does not satisfy the rule `{rule}`").into(),
             Rejection::AuthorizationServerError => "the authorization server refused the gateway's request".into(),
             Rejection::AuthorizationServerUnavailable => "the authorization server is unavailable; retry later".into(),
+            Rejection::PolicyServiceUnavailable => "the policy service is unavailable; retry later".into(),
             Rejection::UpstreamUnavailable => "the upstream service is unavailable".into(),
             Rejection::UpstreamTimeout => "the upstream service did not answer in time".into(),
         }
@@ -133,7 +138,9 @@ impl ResponseError for Rejection {
             Rejection::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::PolicyDenied(_) => StatusCode::FORBIDDEN,
             Rejection::AuthorizationServerError | Rejection::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
-            Rejection::AuthorizationServerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::AuthorizationServerUnavailable | Rejection::PolicyServiceUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Rejection::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -151,7 +158,7 @@ impl ResponseError for Rejection {
                 builder.insert_header((header::ALLOW, value));
             }
         }
-        if *self == Rejection::AuthorizationServerUnavailable {
+        if matches!(self, Rejection::AuthorizationServerUnavailable | Rejection::PolicyServiceUnavailable) {
             builder.insert_header((header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS)));
         }
         builder.json(serde_json::json!({ "code": self.code(), "message": self.message() }))
@@ -197,6 +204,7 @@ mod tests {
             (Rejection::UpstreamUnavailable, 502),
             (Rejection::AuthorizationServerError, 502),
             (Rejection::AuthorizationServerUnavailable, 503),
+            (Rejection::PolicyServiceUnavailable, 503),
             (Rejection::NotFound, 404),
         ] {
             let (s, challenge, body) = render(&r);
@@ -204,5 +212,16 @@ mod tests {
             assert!(challenge.is_none());
             assert_eq!(body["code"], r.code());
         }
+    }
+
+    #[test]
+    fn unavailable_services_ask_to_retry_without_saying_where() {
+        for r in [Rejection::AuthorizationServerUnavailable, Rejection::PolicyServiceUnavailable] {
+            let resp = r.error_response();
+            assert_eq!(resp.headers().get(header::RETRY_AFTER).unwrap(), RETRY_AFTER_SECONDS);
+        }
+        let (_, _, body) = render(&Rejection::PolicyServiceUnavailable);
+        assert_eq!(body["code"], "policy_service_unavailable");
+        assert_eq!(body["message"], "the policy service is unavailable; retry later");
     }
 }

@@ -35,6 +35,8 @@ pub struct Gateway {
     pub signer: Option<Arc<PhantomSigner>>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The client for every Open Policy Agent call, shared by all routes and workers.
+    pub opa_http: reqwest::Client,
 }
 
 /// An error building the gateway, naming the configuration key at fault.
@@ -105,7 +107,9 @@ impl Gateway {
         let client = IntrospectionClient::new(http, &config.introspection);
         let exchanger = Exchanger::new(&config, issuer.clone(), client, signer.clone(), metrics.clone());
         let routes = RouteTable::new(&config.routes, &metrics);
-        Ok(Gateway { config, routes, issuer, exchanger, cache, token_handler, signer, metrics })
+        let opa_http = crate::pipeline::opa::http_client()
+            .map_err(|e| BuildError::new("routes.opa", format!("cannot build HTTP client: {e}")))?;
+        Ok(Gateway { config, routes, issuer, exchanger, cache, token_handler, signer, metrics, opa_http })
     }
 }
 

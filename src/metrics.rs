@@ -1,5 +1,5 @@
 //! Prometheus metrics: requests by route and status, introspections by result, cache lookups by tier,
-//! latency histograms. One registry per gateway (tests run several in one process).
+//! OPA decisions by outcome, latency histograms. One registry per gateway (tests run several in one process).
 
 use crate::cache::{CacheObserver, Tier};
 use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
@@ -17,6 +17,8 @@ pub struct Metrics {
     pub introspection_latency: Histogram,
     /// `shroud_cache_lookups_total{tier,result}`.
     pub cache_lookups: IntCounterVec,
+    /// `shroud_opa_decisions_total{route,outcome}`: allow, deny, error, cached.
+    pub opa_decisions: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
@@ -49,16 +51,30 @@ impl Metrics {
             &["tier", "result"],
         )
         .expect("valid metric");
+        let opa_decisions = IntCounterVec::new(
+            Opts::new("shroud_opa_decisions_total", "Open Policy Agent decisions, by route and outcome"),
+            &["route", "outcome"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_latency.clone()),
             Box::new(introspections.clone()),
             Box::new(introspection_latency.clone()),
             Box::new(cache_lookups.clone()),
+            Box::new(opa_decisions.clone()),
         ] {
             registry.register(collector).expect("metric names are unique");
         }
-        Metrics { registry, requests, request_latency, introspections, introspection_latency, cache_lookups }
+        Metrics {
+            registry,
+            requests,
+            request_latency,
+            introspections,
+            introspection_latency,
+            cache_lookups,
+            opa_decisions,
+        }
     }
 
     /// Counts one introspection with `result`.
@@ -108,6 +124,39 @@ impl Metrics {
                 .collect(),
             requests: self.requests.clone(),
         }
+    }
+}
+
+/// How an OPA decision was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpaOutcome {
+    /// OPA allowed the request.
+    Allow,
+    /// OPA denied it (`false`, `allow: false`, or an undefined document).
+    Deny,
+    /// OPA could not be asked or answered nonsense (the request failed closed).
+    Error,
+    /// A cached decision was reused.
+    Cached,
+}
+
+/// One route's OPA decision counters, resolved at start.
+pub struct OpaMetrics {
+    counters: [prometheus::IntCounter; 4],
+}
+
+impl OpaMetrics {
+    /// Counts one decision.
+    pub fn count(&self, outcome: OpaOutcome) {
+        self.counters[outcome as usize].inc();
+    }
+}
+
+impl Metrics {
+    /// The OPA counters of the route labelled `label`.
+    pub fn for_opa(&self, label: &str) -> OpaMetrics {
+        let counter = |outcome: &str| self.opa_decisions.with_label_values(&[label, outcome]);
+        OpaMetrics { counters: [counter("allow"), counter("deny"), counter("error"), counter("cached")] }
     }
 }
 

@@ -343,6 +343,27 @@ pub struct RouteConfig {
     /// Whether the JWT is forwarded in `Authorization` (default true).
     #[serde(default = "default_true")]
     pub forward_token: bool,
+    /// `[routes.opa]`: ask Open Policy Agent for a decision after scopes and claim rules pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opa: Option<OpaConfig>,
+}
+
+/// `[routes.opa]`: an Open Policy Agent decision per request, through OPA's Data API.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpaConfig {
+    /// The Data API URL of the decision document, e.g. `http://127.0.0.1:8181/v1/data/shroud/allow`.
+    pub url: String,
+    /// Time OPA has to answer, in milliseconds.
+    #[serde(default = "default_opa_timeout")]
+    pub timeout_ms: u64,
+    /// How long a decision is reused for the same claims, method, path and route; 0 = no cache.
+    #[serde(default)]
+    pub cache_seconds: u64,
+}
+
+fn default_opa_timeout() -> u64 {
+    500
 }
 
 fn default_true() -> bool {
@@ -363,6 +384,7 @@ impl Default for RouteConfig {
             require: Default::default(),
             forward_claims: Default::default(),
             forward_token: true,
+            opa: None,
         }
     }
 }

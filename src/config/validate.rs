@@ -41,6 +41,9 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// The longest an OPA decision may be cached.
+const MAX_OPA_CACHE_SECONDS: u64 = 86_400;
+
 /// Checks that a string is an absolute http(s) URL with a host.
 fn http_url(key: &str, raw: &str) -> Result<url::Url, ConfigError> {
     let parsed = url::Url::parse(raw).map_err(|e| ConfigError::new(key, format!("not a URL ({e})")))?;
@@ -297,6 +300,22 @@ impl Config {
                     return Err(ConfigError::new(key, format!("{header} cannot carry a claim")));
                 }
             }
+            if let Some(opa) = &route.opa {
+                let key = |name: &str| format!("routes[{index}].opa.{name}");
+                let url = http_url(&key("url"), &opa.url)?;
+                if url.fragment().is_some() {
+                    return Err(ConfigError::new(key("url"), "must not carry a fragment"));
+                }
+                if opa.timeout_ms == 0 {
+                    return Err(ConfigError::new(key("timeout_ms"), "must be greater than 0"));
+                }
+                if opa.cache_seconds > MAX_OPA_CACHE_SECONDS {
+                    return Err(ConfigError::new(
+                        key("cache_seconds"),
+                        format!("must be at most {MAX_OPA_CACHE_SECONDS} (one day)"),
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -357,5 +376,24 @@ mod tests {
         let mut c = valid();
         c.routes.push(c.routes[0].clone());
         assert_eq!(c.validate().unwrap_err().key, "routes[1].path_prefix");
+    }
+
+    #[test]
+    fn opa_needs_an_http_url_and_a_timeout() {
+        use crate::config::OpaConfig;
+        let mut c = valid();
+        let opa =
+            OpaConfig { url: "http://127.0.0.1:8181/v1/data/shroud/allow".into(), timeout_ms: 500, cache_seconds: 0 };
+        c.routes[0].opa = Some(opa.clone());
+        c.validate().unwrap();
+        for url in ["127.0.0.1:8181/v1/data/x", "ftp://opa/v1/data/x", "http://", "http://opa/v1/data#x"] {
+            c.routes[0].opa = Some(OpaConfig { url: url.into(), ..opa.clone() });
+            assert_eq!(c.validate().unwrap_err().key, "routes[0].opa.url", "{url}");
+        }
+        c.routes[0].opa = Some(OpaConfig { cache_seconds: 86_401, ..opa.clone() });
+        assert_eq!(c.validate().unwrap_err().key, "routes[0].opa.cache_seconds");
+        c.routes[0].opa = Some(OpaConfig { timeout_ms: 0, ..opa });
+        let err = c.validate().unwrap_err();
+        assert_eq!((err.key.as_str(), err.message.as_str()), ("routes[0].opa.timeout_ms", "must be greater than 0"));
     }
 }

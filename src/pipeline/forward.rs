@@ -1,6 +1,6 @@
-//! Stage 5, **forward**: rewrite the headers (Authorization ← the JWT, hop-by-hop removed,
-//! X-Forwarded-*), stream the body to the upstream through the worker's pooled client, stream the answer
-//! back. Unreachable upstream → 502, no answer in time → 504.
+//! Stage 6, **forward**: rewrite the headers (Authorization ← the JWT, hop-by-hop removed, X-Forwarded-*,
+//! identity headers from the claims and from OPA's decision), stream the body to the upstream through the
+//! worker's pooled client, stream the answer back. Unreachable upstream → 502, no answer in time → 504.
 
 use super::route::Route;
 use crate::error::Rejection;
@@ -86,6 +86,12 @@ pub fn upstream_client() -> awc::Client {
         .finish()
 }
 
+/// Whether Shroud manages the request header `name` itself (hop-by-hop, `Authorization`, `Host`, framing,
+/// `X-Forwarded-*`, `Cookie`), so that no policy decision may set it.
+pub fn is_managed(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name.as_str()) || REPLACED.contains(&name.as_str()) || name == header::COOKIE
+}
+
 /// Whether `name` is hop-by-hop, either always or because the `Connection` header lists it.
 fn is_hop_by_hop(name: &HeaderName, listed: &[String]) -> bool {
     HOP_BY_HOP.contains(&name.as_str()) || listed.iter().any(|l| l == name.as_str())
@@ -101,13 +107,16 @@ fn connection_listed(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-/// Who the request is on behalf of: the grant and, when the route forwards claims, its claims.
+/// Who the request is on behalf of: the grant and, when the route forwards claims, its claims; and the
+/// headers the route's OPA decision adds.
 #[derive(Clone, Copy)]
 pub struct Identity<'a> {
     /// The grant (none on credential-free routes).
     pub grant: Option<&'a Grant>,
     /// Its claims, decoded when the route needs them.
     pub claims: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    /// Headers set by an allowing OPA decision (they replace the client's copies).
+    pub decision_headers: &'a [(HeaderName, HeaderValue)],
 }
 
 /// A claim as a header value: strings as they are, arrays of strings space-separated, other JSON as JSON.
@@ -150,6 +159,9 @@ fn request_headers(
                 None => log::debug!("claim for header {name} absent or not representable"),
             }
         }
+    }
+    for (name, value) in identity.decision_headers {
+        out.insert(name.clone(), value.clone());
     }
     let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
     let previous: Vec<&str> = incoming.get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).collect();

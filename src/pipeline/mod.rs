@@ -1,8 +1,8 @@
 //! The request's journey, one named stage after another:
 //!
 //! ```text
-//! request ─► route ─► credential ─► exchange ─► policy ─► forward ─► response
-//!                                                          (or static files)
+//! request ─► route ─► credential ─► exchange ─► policy ─► opa ─► forward ─► response
+//!                                                                 (or static files)
 //! ```
 //! Each stage takes a narrow typed input and returns its output or a [`Rejection`]; [`handle`] renders
 //! either, writes the access-log line and counts the request.
@@ -10,6 +10,7 @@
 pub mod credential;
 pub mod exchange;
 pub mod forward;
+pub mod opa;
 pub mod policy;
 pub mod route;
 pub mod rules;
@@ -33,7 +34,7 @@ struct Trace<'g> {
     cors_origin: Option<HeaderValue>,
 }
 
-/// The journey itself: route → credential → exchange → policy → forward.
+/// The journey itself: route → credential → exchange → policy → opa → forward.
 async fn journey<'g>(
     gateway: &'g Gateway,
     client: &awc::Client,
@@ -57,11 +58,16 @@ async fn journey<'g>(
     trace.tier = exchanged.tier;
     let claims = exchanged.grant.as_deref().filter(|_| route.needs_claims()).map(|g| g.claims());
     policy::authorize(route, exchanged.grant.as_deref(), claims.as_ref())?;
+    let decision_headers = opa::authorize(gateway, route, req, &path, claims.as_ref()).await?;
     if let Some(dir) = &route.static_dir {
         return static_files::serve(route, dir, &path, req).await;
     }
     let cookie_policy = forward::CookiePolicy::for_route(route, token_handler.map(|th| &th.jar));
-    let identity = forward::Identity { grant: exchanged.grant.as_deref(), claims: claims.as_ref() };
+    let identity = forward::Identity {
+        grant: exchanged.grant.as_deref(),
+        claims: claims.as_ref(),
+        decision_headers: decision_headers.as_deref().unwrap_or_default(),
+    };
     forward::forward(route, &path, req, payload, identity, cookie_policy, client).await
 }
 

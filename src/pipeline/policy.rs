@@ -25,7 +25,8 @@ pub fn authorize(route: &Route, grant: Option<&Grant>, claims: Option<&Map<Strin
     Ok(())
 }
 
-fn audit(route: &Route, claims: Option<&Map<String, Value>>, failed: &str) {
+/// Writes the audit line of a denial by the rule `failed` (a scope, a claim rule or `opa`).
+pub(super) fn audit(route: &Route, claims: Option<&Map<String, Value>>, failed: &str) {
     let claim = |name: &str| claims.and_then(|c| c.get(name)).and_then(Value::as_str).unwrap_or("");
     log::info!(
         target: "shroud::audit",

@@ -34,6 +34,8 @@ pub struct Route {
     pub forward_claims: Vec<(Vec<String>, actix_web::http::header::HeaderName)>,
     /// Whether the JWT is forwarded in `Authorization`.
     pub forward_token: bool,
+    /// The Open Policy Agent stage, when the route has `[routes.opa]`.
+    pub opa: Option<super::opa::Opa>,
 }
 
 impl Route {
@@ -43,6 +45,7 @@ impl Route {
             "" => "/".to_string(),
             trimmed => trimmed.to_string(),
         };
+        let opa = config.opa.as_ref().map(|opa| super::opa::Opa::from_config(opa, &prefix, metrics));
         Route {
             upstream: config.upstream.trim_end_matches('/').to_string(),
             credentials: config.credentials,
@@ -69,12 +72,13 @@ impl Route {
                 })
                 .collect(),
             forward_token: config.forward_token,
+            opa,
         }
     }
 
-    /// Whether the policy or forward stage needs the token's full claims.
+    /// Whether the policy, OPA or forward stage needs the token's full claims.
     pub fn needs_claims(&self) -> bool {
-        !self.rules.is_empty() || !self.forward_claims.is_empty()
+        !self.rules.is_empty() || !self.forward_claims.is_empty() || self.opa.is_some()
     }
 
     /// 405 unless the route allows `method`.

@@ -2,7 +2,8 @@
 
 use std::process::{Command, Output};
 
-fn shroud(args: &[&str], env: &[(&str, &str)]) -> Output {
+/// Runs the `shroud` binary with `args` and extra environment variables.
+pub(crate) fn shroud(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_shroud"));
     cmd.args(args).env_remove("SHROUD_CONFIG").env("RUST_LOG", "warn");
     for (k, v) in env {
@@ -11,7 +12,8 @@ fn shroud(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().unwrap()
 }
 
-fn write_config(text: &str) -> std::path::PathBuf {
+/// Writes a configuration to a unique temporary file.
+pub(crate) fn write_config(text: &str) -> std::path::PathBuf {
     let mut suffix = [0u8; 8];
     openssl::rand::rand_bytes(&mut suffix).unwrap();
     let path = std::env::temp_dir().join(format!("shroud-cli-{}.toml", hex::encode(suffix)));
@@ -19,7 +21,8 @@ fn write_config(text: &str) -> std::path::PathBuf {
     path
 }
 
-fn base_config(extra: &str) -> String {
+/// A valid configuration (Redis backend, one `/api` route) with `extra` inserted before `[[routes]]`.
+pub(crate) fn base_config(extra: &str) -> String {
     let key = crate::support::signing_key_file();
     format!(
         r#"

@@ -9,6 +9,7 @@ mod credentials;
 mod failures;
 mod forwarding;
 mod modes;
+mod opa;
 mod ops;
 mod policy;
 mod redis_tier;

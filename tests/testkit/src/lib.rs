@@ -9,6 +9,8 @@
 //!   userinfo, and mints OIDC Back-Channel Logout tokens ([`LogoutSpec`]).
 //! * [`EchoUpstream`]: a fake internal API that answers every request with a JSON
 //!   description ([`Echo`]) of what it received.
+//! * [`FakeOpa`]: Open Policy Agent's Data API over real HTTP, evaluating a real Rego policy
+//!   with regorus, with knobs ([`OpaBehaviour`]) to make it slow, failing or malformed.
 //! * [`RedisServer`]: a private `redis-server` process for one test; [`RedisCluster`] and
 //!   [`RedisSentinel`]: a Redis Cluster and a Sentinel-watched master made of such processes.
 //! * [`net::free_port`]: find a free TCP port on 127.0.0.1.
@@ -16,12 +18,14 @@
 #![warn(missing_docs)]
 
 pub mod fake_as;
+pub mod fake_opa;
 pub mod net;
 pub mod redis_server;
 pub mod redis_topologies;
 pub mod upstream;
 
 pub use fake_as::{Behaviour, Discovery, FakeAs, FakeAsOptions, IntrospectionRecord, LogoutSpec, Tamper, TokenSpec};
+pub use fake_opa::{FakeOpa, OpaBehaviour};
 pub use redis_server::RedisServer;
 pub use redis_topologies::{RedisCluster, RedisSentinel, RedisTls};
 pub use upstream::{Echo, EchoUpstream};

@@ -1,0 +1,331 @@
+//! Open Policy Agent per route, against `FakeOpa`: OPA's Data API over real HTTP evaluating a real Rego
+//! policy with regorus. Allow and deny answers, headers from the decision, fail-closed errors, the input
+//! document, the decision cache, and the configuration.
+
+use crate::support::*;
+use serde_json::{json, Value};
+use shroud::config::{Config, OpaConfig, ResponseMode};
+use shroud_testkit::{FakeOpa, OpaBehaviour, TokenSpec};
+use std::process::Command;
+use std::time::Duration;
+
+const POLICY: &str = r#"
+package shroud
+
+default allow := false
+
+allow if {
+    "hr" in input.claims.roles
+    input.method == "GET"
+}
+
+decision := {"allow": allow, "headers": {"X-Employee": input.claims.sub, "X-Dept": input.claims.dept}}
+
+only_admins if input.claims.admin == true
+"#;
+
+fn opa_route(c: &Config, prefix: &str, url: String, cache_seconds: u64) -> shroud::config::RouteConfig {
+    let mut r = route(prefix, &c.routes[0].upstream, &[]);
+    r.opa = Some(OpaConfig { url, timeout_ms: 1000, cache_seconds });
+    r
+}
+
+/// Shroud with `/hr` (allow), `/decision` (allow with headers), `/admin` (an undefined document) and
+/// `/cached` (allow, decisions cached for 60 s), all on `opa`.
+fn opa_env(opa: &FakeOpa) -> Env {
+    Env::with(ResponseMode::Json, |mut c| {
+        let routes = [
+            opa_route(&c, "/hr", opa.data_url("shroud/allow"), 0),
+            opa_route(&c, "/decision", opa.data_url("shroud/decision"), 0),
+            opa_route(&c, "/admin", opa.data_url("shroud/only_admins"), 0),
+            opa_route(&c, "/cached", opa.data_url("shroud/allow"), 60),
+        ];
+        c.routes.extend(routes);
+        c
+    })
+}
+
+fn employee(env: &Env, name: &str, roles: &[&str]) {
+    let mut spec = TokenSpec::active(name, "read", 300);
+    spec.extra.insert("roles".into(), json!(roles));
+    spec.extra.insert("dept".into(), json!("people"));
+    env.idp.issue(name, spec);
+}
+
+async fn denied_by_opa(resp: reqwest::Response) {
+    assert_eq!(resp.status(), 403);
+    assert!(resp.headers().get("www-authenticate").is_none());
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "access_denied", "{body}");
+    assert_eq!(body["message"], "the request does not satisfy the rule `opa`");
+}
+
+async fn fails_closed(resp: reqwest::Response, opa: &FakeOpa) {
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "5");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "policy_service_unavailable", "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("policy service is unavailable"), "{message}");
+    let port = opa.url().rsplit(':').next().unwrap().to_string();
+    assert!(!message.contains(&port) && !message.contains("v1/data"), "the OPA URL never shows: {message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn true_allows_and_false_denies_before_the_upstream() {
+    let opa = FakeOpa::start(POLICY);
+    let env = opa_env(&opa);
+    employee(&env, "hannah", &["hr"]);
+    employee(&env, "fiona", &["finance"]);
+    assert_eq!(env.get("/hr/payroll", Some("hannah")).await.status(), 200);
+    assert_eq!(env.api.last().unwrap().path, "/hr/payroll");
+    let hits = env.api.hits();
+    denied_by_opa(env.get("/hr/payroll", Some("fiona")).await).await;
+    let post = env.http.post(format!("{}/hr/payroll", env.shroud.url())).bearer_auth("hannah").send().await.unwrap();
+    denied_by_opa(post).await;
+    assert_eq!(env.api.hits(), hits, "no denied request reached the upstream");
+    assert_eq!(opa.requests(), 3);
+    let no_token = env.get("/hr/payroll", None).await;
+    assert_eq!(no_token.status(), 401, "no token: refused before OPA is asked");
+    assert_eq!(opa.requests(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowing_decision_adds_its_headers_upstream() {
+    let opa = FakeOpa::start(POLICY);
+    let env = opa_env(&opa);
+    employee(&env, "hannah", &["hr"]);
+    employee(&env, "fiona", &["finance"]);
+    let resp = env
+        .http
+        .get(format!("{}/decision/me", env.shroud.url()))
+        .bearer_auth("hannah")
+        .header("x-dept", "forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let echo = env.api.last().unwrap();
+    assert_eq!(echo.header("x-employee"), Some("hannah"));
+    assert_eq!(echo.header_all("x-dept"), vec!["people"], "the decision's header replaces the client's");
+    assert!(echo.header("authorization").unwrap().starts_with("Bearer ey"), "the JWT is still forwarded");
+    let hits = env.api.hits();
+    denied_by_opa(env.get("/decision/me", Some("fiona")).await).await;
+    assert_eq!(env.api.hits(), hits);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undefined_decision_is_denied() {
+    let opa = FakeOpa::start(POLICY);
+    let env = opa_env(&opa);
+    employee(&env, "hannah", &["hr"]);
+    denied_by_opa(env.get("/admin/x", Some("hannah")).await).await;
+    assert_eq!(env.api.hits(), 0);
+    assert_eq!(opa.requests(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_failing_slow_or_absent_opa_fails_closed() {
+    let mut opa = FakeOpa::start(POLICY);
+    let env = Env::with(ResponseMode::Json, |mut c| {
+        let mut hr = opa_route(&c, "/hr", opa.data_url("shroud/allow"), 0);
+        hr.opa.as_mut().unwrap().timeout_ms = 300;
+        c.routes.push(hr);
+        c
+    });
+    employee(&env, "hannah", &["hr"]);
+    assert_eq!(env.get("/hr/x", Some("hannah")).await.status(), 200);
+    let hits = env.api.hits();
+    for raw in [
+        "{\"result\": tru",
+        "{\"result\": \"true\"}",
+        "{\"result\": {\"allow\": true, \"headers\": {\"Host\": \"x\"}}}",
+    ] {
+        opa.set_behaviour(OpaBehaviour { raw_body: Some(raw.into()), ..Default::default() });
+        fails_closed(env.get("/hr/x", Some("hannah")).await, &opa).await;
+    }
+    opa.set_behaviour(OpaBehaviour { status: Some(500), ..Default::default() });
+    fails_closed(env.get("/hr/x", Some("hannah")).await, &opa).await;
+    opa.set_behaviour(OpaBehaviour { delay_ms: 1000, ..Default::default() });
+    let started = std::time::Instant::now();
+    fails_closed(env.get("/hr/x", Some("hannah")).await, &opa).await;
+    assert!(started.elapsed() < Duration::from_millis(900), "timeout_ms = 300 bounds the wait");
+    opa.set_behaviour(OpaBehaviour::default());
+    assert_eq!(env.get("/hr/x", Some("hannah")).await.status(), 200, "OPA is back");
+    opa.stop();
+    fails_closed(env.get("/hr/x", Some("hannah")).await, &opa).await;
+    assert_eq!(env.api.hits(), hits + 1, "nothing was forwarded while OPA failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_input_holds_the_request_and_claims_but_no_credential() {
+    let opa = FakeOpa::start(POLICY);
+    let env = Env::with(ResponseMode::Json, |c| {
+        let mut c = crate::spa::token_handler_config(c);
+        let mut hr = opa_route(&c, "/hr", opa.data_url("shroud/allow"), 0);
+        hr.credentials = shroud::config::CredentialKind::Any;
+        hr.forward_claims.insert("sub".into(), "X-User-Id".into());
+        c.routes.push(hr);
+        c
+    });
+    employee(&env, "hannah", &["hr"]);
+    let resp = env
+        .http
+        .get(format!("{}/hr/%70ayroll?month=5", env.shroud.url()))
+        .bearer_auth("hannah")
+        .header("cookie", "shroud-at=secret-cookie; theme=dark")
+        .header("x-shroud-csrf", "csrf-value")
+        .header("proxy-authorization", "Basic c2VjcmV0")
+        .header("x-user-id", "mallory")
+        .header("x-request-id", "r-1")
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let inputs = opa.inputs();
+    let input = inputs.last().unwrap();
+    assert_eq!(input["method"], "GET");
+    assert_eq!(input["path"], "/hr/payroll", "the normalised path, without the query");
+    assert_eq!(input["route"], "/hr");
+    assert_eq!(input["claims"]["sub"], "hannah");
+    assert_eq!(input["claims"]["roles"], json!(["hr"]));
+    assert_eq!(input["claims"]["scope"], "read");
+    let headers = input["headers"].as_object().unwrap();
+    assert_eq!(headers["x-request-id"], "r-1");
+    assert_eq!(headers["accept"], "application/json");
+    for credential in ["authorization", "cookie", "x-shroud-csrf", "proxy-authorization", "x-user-id"] {
+        assert!(!headers.contains_key(credential), "{credential} must not reach OPA: {headers:?}");
+    }
+    let text = input.to_string();
+    for secret in ["secret-cookie", "csrf-value", "c2VjcmV0", "mallory"] {
+        assert!(!text.contains(secret), "{secret} must not reach OPA: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_are_cached_per_claims_method_and_path_but_never_failures() {
+    let opa = FakeOpa::start(POLICY);
+    let env = opa_env(&opa);
+    employee(&env, "hannah", &["hr"]);
+    employee(&env, "harry", &["hr"]);
+    employee(&env, "fiona", &["finance"]);
+    assert_eq!(env.get("/hr/x", Some("hannah")).await.status(), 200);
+    assert_eq!(env.get("/hr/x", Some("hannah")).await.status(), 200);
+    assert_eq!(opa.requests(), 2, "cache_seconds = 0: every request asks OPA");
+
+    assert_eq!(env.get("/cached/x", Some("hannah")).await.status(), 200);
+    assert_eq!(env.get("/cached/x", Some("hannah")).await.status(), 200);
+    assert_eq!(opa.requests(), 3, "the second identical request reused the decision");
+    assert_eq!(env.get("/cached/y", Some("hannah")).await.status(), 200);
+    assert_eq!(env.get("/cached/x", Some("harry")).await.status(), 200);
+    assert_eq!(opa.requests(), 5, "another path or other claims ask again");
+    denied_by_opa(env.get("/cached/x", Some("fiona")).await).await;
+    denied_by_opa(env.get("/cached/x", Some("fiona")).await).await;
+    assert_eq!(opa.requests(), 6, "denials are decisions too");
+
+    opa.set_behaviour(OpaBehaviour { status: Some(500), ..Default::default() });
+    employee(&env, "hugo", &["hr"]);
+    fails_closed(env.get("/cached/x", Some("hugo")).await, &opa).await;
+    opa.set_behaviour(OpaBehaviour::default());
+    assert_eq!(env.get("/cached/x", Some("hugo")).await.status(), 200, "a failure is never cached");
+    assert_eq!(opa.requests(), 8);
+
+    let metrics = env.http.get(format!("{}/metrics", env.shroud.url())).send().await.unwrap().text().await.unwrap();
+    for line in [
+        r#"shroud_opa_decisions_total{outcome="allow",route="/cached"} 4"#,
+        r#"shroud_opa_decisions_total{outcome="deny",route="/cached"} 1"#,
+        r#"shroud_opa_decisions_total{outcome="cached",route="/cached"} 2"#,
+        r#"shroud_opa_decisions_total{outcome="error",route="/cached"} 1"#,
+        r#"shroud_opa_decisions_total{outcome="allow",route="/hr"} 2"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+}
+
+fn opa_config_text(opa: &str) -> String {
+    format!("{}[routes.opa]\n{opa}\n", crate::cli::base_config(""))
+}
+
+#[test]
+fn configuration_is_checked_at_start_and_rendered() {
+    use crate::cli::{shroud, write_config};
+    let good = "url = \"http://127.0.0.1:8181/v1/data/shroud/allow\"\ncache_seconds = 30";
+    let path = write_config(&opa_config_text(good));
+    let out = shroud(&["check-config", "--config", path.to_str().unwrap()], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("[routes.opa]"), "{stdout}");
+    assert!(stdout.contains("url = \"http://127.0.0.1:8181/v1/data/shroud/allow\""), "{stdout}");
+    assert!(stdout.contains("timeout_ms = 500"), "the default timeout: {stdout}");
+    assert!(stdout.contains("cache_seconds = 30"), "{stdout}");
+    for (opa, says) in [
+        ("url = \"opa:8181/v1/data/x\"", "invalid configuration key `routes[0].opa.url`"),
+        ("url = \"ftp://opa/v1/data/x\"", "invalid configuration key `routes[0].opa.url`: must be an http"),
+        (
+            "url = \"http://opa/v1/data/x\"\ntimeout_ms = 0",
+            "invalid configuration key `routes[0].opa.timeout_ms`: must be greater than 0",
+        ),
+        ("url = \"http://opa/v1/data/x\"\ncache_secs = 5", "cache_secs"),
+        ("timeout_ms = 100", "url"),
+    ] {
+        let path = write_config(&opa_config_text(opa));
+        let out = shroud(&["check-config", "--config", path.to_str().unwrap()], &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{opa} should fail");
+        assert!(stderr.contains(says), "{opa}: error should say {says}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denials_are_audited_and_failures_logged_without_claims() {
+    let mut opa = FakeOpa::start(POLICY);
+    let idp = shroud_testkit::FakeAs::start();
+    let api = shroud_testkit::EchoUpstream::start();
+    let port = shroud_testkit::net::free_port();
+    let text = opa_config_text(&format!("url = \"{}\"", opa.data_url("shroud/allow")))
+        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""))
+        .replace("http://127.0.0.1:9", &idp.url())
+        .replace("http://127.0.0.1:7001", &api.url())
+        .replace("very-secret-client-value", "gateway-secret")
+        .replace("backend = \"redis\"", "backend = \"memory\"");
+    let path = crate::cli::write_config(&text);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shroud"))
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .env_remove("SHROUD_CONFIG")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = client();
+    let mut up = false;
+    for _ in 0..100 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "shroud serve came up");
+    let token = "opaque-token-of-fiona";
+    let mut spec = TokenSpec::active("fiona", "read", 300);
+    spec.extra.insert("roles".into(), json!(["finance-secret-role"]));
+    idp.issue(token, spec);
+    denied_by_opa(http.get(format!("{base}/api/x")).bearer_auth(token).send().await.unwrap()).await;
+    opa.stop();
+    let resp = http.get(format!("{base}/api/x")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let logs = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let audit = logs.lines().find(|l| l.contains("shroud::audit")).unwrap_or_else(|| panic!("an audit line:\n{logs}"));
+    for field in [r#""decision":"deny""#, r#""rule":"opa""#, r#""route":"/api""#, r#""sub":"fiona""#] {
+        assert!(audit.contains(field), "{field} in {audit}");
+    }
+    assert!(logs.contains("policy service for route /api failed ("), "{logs}");
+    for secret in [token, "finance-secret-role", "gateway-secret"] {
+        assert!(!logs.contains(secret), "{secret:?} appears in the logs:\n{logs}");
+    }
+}
