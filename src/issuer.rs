@@ -61,6 +61,9 @@ pub struct Issuer {
     discovery_lock: tokio::sync::Mutex<Option<Instant>>,
     last_key_refresh: Mutex<Option<Instant>>,
     key_refresh_lock: tokio::sync::Mutex<()>,
+    /// The `kid`s the last JWKS download dropped (a retired or withdrawn key), announced to whoever
+    /// purges what those keys vouched for.
+    retired: tokio::sync::watch::Sender<Vec<String>>,
 }
 
 fn same_issuer(a: &str, b: &str) -> bool {
@@ -81,7 +84,18 @@ impl Issuer {
             discovery_lock: tokio::sync::Mutex::new(None),
             last_key_refresh: Mutex::new(None),
             key_refresh_lock: tokio::sync::Mutex::new(()),
+            retired: tokio::sync::watch::Sender::new(Vec::new()),
         }
+    }
+
+    /// Announces the `kid`s each JWKS download drops (sorted), as they are seen.
+    pub fn retired_keys(&self) -> tokio::sync::watch::Receiver<Vec<String>> {
+        self.retired.subscribe()
+    }
+
+    /// Whether keys are verified at all (not in `json` mode without the token handler).
+    pub fn needs_keys(&self) -> bool {
+        self.needs_keys
     }
 
     /// The metadata, discovering it (and loading the keys) first if needed.
@@ -141,9 +155,17 @@ impl Issuer {
         if keys.is_empty() {
             log::warn!("JWKS at {uri} holds no usable signing key");
         }
-        self.keys.store(Arc::new(keys));
+        let previous = self.keys.swap(Arc::new(keys));
+        let current = self.keys.load();
+        let mut dropped: Vec<String> =
+            previous.kids().filter(|kid| !current.kids().any(|k| k == *kid)).map(str::to_string).collect();
         self.keys_loaded.store(true, Ordering::Release);
         log::info!("loaded issuer keys from {uri}");
+        if !dropped.is_empty() {
+            dropped.sort();
+            log::warn!("the issuer withdrew signing keys {dropped:?}: cached grants they vouched for are purged");
+            self.retired.send_replace(dropped);
+        }
         Ok(())
     }
 

@@ -81,12 +81,39 @@ impl Servers {
     }
 }
 
-/// Background work: discovery until it succeeds (so `/readyz` turns ready without traffic), and the
-/// invalidation subscription when the cache is shared through Redis.
+/// How often the issuer's JWKS is read again without a reason, so that withdrawn keys are noticed.
+const JWKS_REFRESH_PERIOD: Duration = Duration::from_secs(300);
+
+/// Keeps the issuer's keys fresh and purges the cache when a key is withdrawn.
+fn watch_issuer_keys(gateway: Arc<Gateway>) {
+    if !gateway.issuer.needs_keys() {
+        return;
+    }
+    let mut retired = gateway.issuer.retired_keys();
+    let purger = gateway.clone();
+    actix_web::rt::spawn(async move {
+        while retired.changed().await.is_ok() {
+            let kids = retired.borrow_and_update().clone();
+            purger.cache.retire_keys(&kids).await;
+        }
+    });
+    actix_web::rt::spawn(async move {
+        loop {
+            actix_web::rt::time::sleep(JWKS_REFRESH_PERIOD).await;
+            if let Err(e) = gateway.issuer.refresh_keys().await {
+                log::warn!("periodic JWKS refresh failed: {e}");
+            }
+        }
+    });
+}
+
+/// Background work: discovery until it succeeds (so `/readyz` turns ready without traffic), the
+/// issuer's keys, and the invalidation subscription when the cache is shared through Redis.
 fn discover_in_background(gateway: Arc<Gateway>) {
     if let Some(redis) = gateway.cache.redis() {
         actix_web::rt::spawn(crate::cache::invalidation::listen(redis.clone(), gateway.clone()));
     }
+    watch_issuer_keys(gateway.clone());
     actix_web::rt::spawn(async move {
         let mut wait = Duration::from_millis(250);
         loop {

@@ -98,7 +98,12 @@ impl KeySet {
         Ok(KeySet { keys })
     }
 
-    /// Whether no usable key was found.
+    /// The `kid`s of the keys that have one.
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().filter_map(|k| k.kid.as_deref())
+    }
+
+    /// Whether the set holds no key.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }

@@ -20,10 +20,15 @@ fn with_admin(mut c: Config) -> Config {
 
 /// `n` instances on `redis_url`, sharing one phantom signing key and an admin listener each.
 fn fleet(n: usize, redis_url: &str, idp: &FakeAs, api: &EchoUpstream) -> Vec<Running> {
+    fleet_in(ResponseMode::Json, n, redis_url, idp, api)
+}
+
+/// [`fleet`] in introspection mode `mode`.
+fn fleet_in(mode: ResponseMode, n: usize, redis_url: &str, idp: &FakeAs, api: &EchoUpstream) -> Vec<Running> {
     let key = signing_key_file().to_string_lossy().into_owned();
     (0..n)
         .map(|_| {
-            let mut c = with_admin(with_redis(config(idp, api, ResponseMode::Json), redis_url));
+            let mut c = with_admin(with_redis(config(idp, api, mode), redis_url));
             c.phantom.signing_key_file = key.clone();
             start(c)
         })
@@ -367,4 +372,34 @@ fn redis_and_admin_settings_are_checked_at_start() {
         c.admin.token = Secret::new(ADMIN_TOKEN);
     });
     assert!(e.contains("admin.listen") && e.contains("differ"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawn_issuer_key_purges_every_instance_once() {
+    let redis = RedisServer::start();
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let fleet = fleet_in(ResponseMode::Rfc9701, 2, &redis.url(), &idp, &api);
+    idp.issue("old", TokenSpec::active("alice", "read", 300));
+    for shroud in &fleet {
+        assert_eq!(status(shroud, "old").await, 200);
+    }
+    idp.revoke("old");
+    assert_eq!(status(&fleet[1], "old").await, 200, "cached: the revocation is not known yet");
+
+    // The issuer rotates and withdraws the key that signed the cached answer. The first instance to see
+    // the new key (an unknown kid) reloads the JWKS, notices the withdrawal and purges the fleet.
+    idp.rotate_key();
+    idp.issue("new", TokenSpec::active("bob", "read", 300));
+    let started = Instant::now();
+    assert_eq!(status(&fleet[0], "new").await, 200);
+    refused_everywhere(&fleet, "old", started, Duration::from_secs(1)).await;
+
+    idp.issue("new2", TokenSpec::active("carol", "read", 300));
+    assert_eq!(status(&fleet[1], "new2").await, 200, "the second instance learns the new key too");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    let generation: u64 = redis::cmd("GET").arg("shroud:v1:generation").query(&mut conn).unwrap();
+    assert_eq!(generation, 1, "one purge for the fleet, not one per instance");
+    assert_eq!(status(&fleet[0], "new").await, 200, "grants under the new key stay cached");
 }
