@@ -46,6 +46,8 @@ pub enum Rejection {
     /// 503 `policy_service_unavailable`: Open Policy Agent is unreachable, timed out, failed or answered
     /// nonsense; the request fails closed.
     PolicyServiceUnavailable,
+    /// 429 `too_many_requests`: over the route's per-IP or per-client rate.
+    RateLimited(crate::rate_limit::Exceeded),
     /// 502 `upstream_unavailable`.
     UpstreamUnavailable,
     /// 504 `upstream_timeout`.
@@ -77,6 +79,7 @@ impl Rejection {
             Rejection::AuthorizationServerError => "authorization_server_error",
             Rejection::AuthorizationServerUnavailable => "authorization_server_unavailable",
             Rejection::PolicyServiceUnavailable => "policy_service_unavailable",
+            Rejection::RateLimited(_) => "too_many_requests",
             Rejection::UpstreamUnavailable => "upstream_unavailable",
             Rejection::UpstreamTimeout => "upstream_timeout",
         }
@@ -98,6 +101,9 @@ impl Rejection {
             Rejection::AuthorizationServerError => "the authorization server refused the gateway's request".into(),
             Rejection::AuthorizationServerUnavailable => "the authorization server is unavailable; retry later".into(),
             Rejection::PolicyServiceUnavailable => "the policy service is unavailable; retry later".into(),
+            Rejection::RateLimited(exceeded) => {
+                format!("rate limit exceeded; retry in {} s", exceeded.retry_after_secs()).into()
+            }
             Rejection::UpstreamUnavailable => "the upstream service is unavailable".into(),
             Rejection::UpstreamTimeout => "the upstream service did not answer in time".into(),
         }
@@ -142,6 +148,7 @@ impl ResponseError for Rejection {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Rejection::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Rejection::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -160,6 +167,23 @@ impl ResponseError for Rejection {
         }
         if matches!(self, Rejection::AuthorizationServerUnavailable | Rejection::PolicyServiceUnavailable) {
             builder.insert_header((header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS)));
+        }
+        if let Rejection::RateLimited(exceeded) = self {
+            // RFC 6585 §4 and the IETF RateLimit header fields draft (limit, remaining, reset, policy).
+            let wait = exceeded.retry_after_secs().to_string();
+            let limit = exceeded.rate.limit.to_string();
+            let policy = format!("{limit};w={}", exceeded.rate.period.as_secs());
+            for (name, value) in [
+                ("retry-after", wait.as_str()),
+                ("ratelimit-limit", limit.as_str()),
+                ("ratelimit-remaining", "0"),
+                ("ratelimit-reset", wait.as_str()),
+                ("ratelimit-policy", policy.as_str()),
+            ] {
+                if let Ok(value) = HeaderValue::from_str(value) {
+                    builder.insert_header((name, value));
+                }
+            }
         }
         builder.json(serde_json::json!({ "code": self.code(), "message": self.message() }))
     }

@@ -12,6 +12,7 @@ use crate::issuer::Issuer;
 use crate::jose::mint::PhantomSigner;
 use crate::metrics::Metrics;
 use crate::pipeline::route::RouteTable;
+use crate::pipeline::throttle::{LimitSource, TrustedProxies};
 use crate::token_handler::sessions::Sessions;
 use crate::token_handler::TokenHandler;
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// The client for every Open Policy Agent call, shared by all routes and workers.
     pub opa_http: reqwest::Client,
+    /// Peers trusted to name the client in `X-Forwarded-For` (for per-IP rate limits).
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// An error building the gateway, naming the configuration key at fault.
@@ -98,6 +101,12 @@ impl Gateway {
         let fill_timeout = Duration::from_millis(config.introspection.timeout_ms + 500);
         let cache =
             Arc::new(GrantCache::new(&config.cache, sealer.clone(), redis.clone(), fill_timeout, metrics.clone()));
+        let limits = LimitSource {
+            defaults: &config.rate_limit,
+            shared: redis.as_ref().map(|redis| (redis.clone(), sealer.clone())),
+        };
+        let routes = RouteTable::new(&config.routes, &metrics, &limits);
+        let trusted_proxies = TrustedProxies::new(&config.rate_limit.trusted_proxies);
         let token_handler = if config.token_handler.enabled {
             let sessions = Arc::new(Sessions::new(sealer.clone(), redis));
             Some(TokenHandler::build(&config, http.clone(), issuer.clone(), sealer, sessions)?)
@@ -106,10 +115,20 @@ impl Gateway {
         };
         let client = IntrospectionClient::new(http, &config.introspection);
         let exchanger = Exchanger::new(&config, issuer.clone(), client, signer.clone(), metrics.clone());
-        let routes = RouteTable::new(&config.routes, &metrics);
         let opa_http = crate::pipeline::opa::http_client()
             .map_err(|e| BuildError::new("routes.opa", format!("cannot build HTTP client: {e}")))?;
-        Ok(Gateway { config, routes, issuer, exchanger, cache, token_handler, signer, metrics, opa_http })
+        Ok(Gateway {
+            config,
+            routes,
+            issuer,
+            exchanger,
+            cache,
+            token_handler,
+            signer,
+            metrics,
+            opa_http,
+            trusted_proxies,
+        })
     }
 }
 

@@ -16,6 +16,8 @@ pub struct Grant {
     scopes: Box<[Box<str>]>,
     /// The JWT's `exp`, in seconds since the epoch.
     expires_at: u64,
+    /// Who the token was issued to: `client_id`, else `sub` (the per-client rate limit's key).
+    client: Option<Box<str>>,
 }
 
 /// Decodes a JWT's claims without verifying them.
@@ -39,7 +41,8 @@ impl Grant {
             Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(Box::from).collect(),
             _ => Box::default(),
         };
-        Ok(Grant { authorization, scopes, expires_at })
+        let client = ["client_id", "sub"].iter().find_map(|c| claims.get(*c).and_then(Value::as_str)).map(Box::from);
+        Ok(Grant { authorization, scopes, expires_at, client })
     }
 
     /// Rebuilds a grant from a JWT Shroud itself stored (authenticated by the cache's AES-GCM seal),
@@ -68,6 +71,11 @@ impl Grant {
     /// Whether the token carries `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| &**s == scope)
+    }
+
+    /// Who the token was issued to: its `client_id`, else its `sub`.
+    pub fn client(&self) -> Option<&str> {
+        self.client.as_deref()
     }
 
     /// `exp`, in seconds since the epoch.

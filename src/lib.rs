@@ -18,6 +18,7 @@ pub mod jose;
 pub mod metrics;
 pub mod ops;
 pub mod pipeline;
+pub mod rate_limit;
 pub mod secret;
 pub mod server;
 pub mod token_handler;

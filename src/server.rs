@@ -108,12 +108,20 @@ fn watch_issuer_keys(gateway: Arc<Gateway>) {
 }
 
 /// Background work: discovery until it succeeds (so `/readyz` turns ready without traffic), the
-/// issuer's keys, and the invalidation subscription when the cache is shared through Redis.
+/// issuer's keys, idle rate-limit keys, and the invalidation subscription when the cache is shared
+/// through Redis.
 fn discover_in_background(gateway: Arc<Gateway>) {
     if let Some(redis) = gateway.cache.redis() {
         actix_web::rt::spawn(crate::cache::invalidation::listen(redis.clone(), gateway.clone()));
     }
     watch_issuer_keys(gateway.clone());
+    let limits = gateway.clone();
+    actix_web::rt::spawn(async move {
+        loop {
+            actix_web::rt::time::sleep(Duration::from_secs(60)).await;
+            limits.routes.forget_idle_limits();
+        }
+    });
     actix_web::rt::spawn(async move {
         let mut wait = Duration::from_millis(250);
         loop {

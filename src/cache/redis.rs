@@ -11,6 +11,10 @@ use std::time::Duration;
 /// Longest wait for one Redis operation.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// After a failed operation, how long commands fail at once instead of each waiting for Redis again (so
+/// that an outage costs requests no latency).
+const BACKOFF: Duration = Duration::from_millis(1000);
+
 /// A connection to a single node (also a Sentinel's current master) or to a cluster.
 #[derive(Clone)]
 enum Connection {
@@ -53,6 +57,9 @@ pub struct RedisTier {
     connection: std::sync::Mutex<Option<Connection>>,
     /// Serialises (re)connecting.
     connecting: tokio::sync::Mutex<()>,
+    /// Until when (ms since start) commands fail at once after a failure.
+    failing_until: std::sync::atomic::AtomicU64,
+    started: std::time::Instant,
 }
 
 fn with_timeout<T>(
@@ -67,7 +74,13 @@ impl RedisTier {
     /// The connection is made on first use and re-made after failures.
     pub fn new(url: &str, ca_pem: Option<Vec<u8>>) -> Result<RedisTier, String> {
         let topology = Topology::from_url(url, ca_pem).map_err(|e| format!("redis_url {e}"))?;
-        Ok(RedisTier { topology, connection: std::sync::Mutex::new(None), connecting: tokio::sync::Mutex::new(()) })
+        Ok(RedisTier {
+            topology,
+            connection: std::sync::Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            failing_until: std::sync::atomic::AtomicU64::new(0),
+            started: std::time::Instant::now(),
+        })
     }
 
     fn current(&self) -> Option<Connection> {
@@ -84,7 +97,20 @@ impl RedisTier {
         }
     }
 
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Records a failure: commands fail at once for [`BACKOFF`]; a Sentinel master is looked up again.
+    fn failed(&self) {
+        self.failing_until.store(self.now_ms() + BACKOFF.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.reset();
+    }
+
     async fn connection(&self) -> Result<Connection, String> {
+        if self.now_ms() < self.failing_until.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err("unavailable (recent failure; retrying shortly)".into());
+        }
         if let Some(connection) = self.current() {
             return Ok(connection);
         }
@@ -92,8 +118,18 @@ impl RedisTier {
         if let Some(connection) = self.current() {
             return Ok(connection);
         }
-        let connection =
-            tokio::time::timeout(OPERATION_TIMEOUT, self.connect()).await.map_err(|_| "connect timed out")??;
+        let connected = tokio::time::timeout(OPERATION_TIMEOUT, self.connect()).await;
+        let connection = match connected {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(e)) => {
+                self.failed();
+                return Err(e);
+            }
+            Err(_) => {
+                self.failed();
+                return Err("connect timed out".into());
+            }
+        };
         if let Ok(mut slot) = self.connection.lock() {
             *slot = Some(connection.clone());
         }
@@ -140,7 +176,7 @@ impl RedisTier {
             "operation",
         );
         if result.is_err() {
-            self.reset();
+            self.failed();
         }
         result
     }
@@ -152,7 +188,7 @@ impl RedisTier {
             "operation",
         );
         if result.is_err() {
-            self.reset();
+            self.failed();
         }
         result
     }
@@ -256,6 +292,22 @@ impl RedisTier {
         const RELEASE: &str =
             "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
         self.run::<i64>(redis::cmd("EVAL").arg(RELEASE).arg(1).arg(key).arg(fence)).await.map(|_| ())
+    }
+
+    /// Runs `script` (by its SHA-1, loading it when Redis does not know it yet) on one `key` with
+    /// numeric `args`, for a numeric answer.
+    pub async fn invoke_u64(&self, script: &redis::Script, key: &str, args: &[u64]) -> Result<u64, String> {
+        let mut connection = self.connection().await?;
+        let mut invocation = script.key(key);
+        invocation.arg(args);
+        let result = with_timeout(
+            tokio::time::timeout(OPERATION_TIMEOUT, invocation.invoke_async::<u64>(&mut connection)).await,
+            "script",
+        );
+        if result.is_err() {
+            self.failed();
+        }
+        result
     }
 
     /// Whether Redis answers PING.

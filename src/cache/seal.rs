@@ -41,8 +41,13 @@ impl Sealer {
 
     /// The cache key of `token`.
     pub fn key(&self, token: &str) -> CacheKey {
+        self.key_bytes(token.as_bytes())
+    }
+
+    /// The keyed hash of any identifier (what Redis sees instead of it).
+    pub fn key_bytes(&self, value: &[u8]) -> CacheKey {
         let mut mac = self.mac.clone();
-        mac.update(token.as_bytes());
+        mac.update(value);
         mac.finalize().into_bytes().into()
     }
 

@@ -34,12 +34,31 @@ pub struct Config {
     /// `[token_handler]`: the OAuth Agent and OAuth Proxy for single-page apps.
     #[serde(default)]
     pub token_handler: TokenHandlerConfig,
+    /// `[rate_limit]`: default request rates per source IP and per client, for every route.
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
     /// `[admin]`: the admin API's own listener (off unless `listen` is set).
     #[serde(default)]
     pub admin: AdminConfig,
     /// `[[routes]]`: what is proxied where, with which credential and policy.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+}
+
+/// `[rate_limit]`, and `routes[].rate_limit` (which overrides it per route). Rates read `"100/s"`,
+/// `"6000/min"`, `"50000/h"`, or `"off"`.
+#[derive(Debug, Clone, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Requests per source IP, counted before the exchange (empty or `"off"` = no limit).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub per_ip: String,
+    /// Requests per client (the token's `client_id`, else its `sub`), counted after the exchange.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub per_client: String,
+    /// Peers (IPs or CIDRs) whose `X-Forwarded-For` names the source IP (only in `[rate_limit]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `[admin]`
@@ -340,6 +359,9 @@ pub struct RouteConfig {
     /// incoming headers of those names are always removed first.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub forward_claims: std::collections::BTreeMap<String, String>,
+    /// `[routes.rate_limit]`: `per_ip` and `per_client` overriding `[rate_limit]` for this route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitConfig>,
     /// Whether the JWT is forwarded in `Authorization` (default true).
     #[serde(default = "default_true")]
     pub forward_token: bool,
@@ -384,6 +406,7 @@ impl Default for RouteConfig {
             require: Default::default(),
             forward_claims: Default::default(),
             forward_token: true,
+            rate_limit: None,
             opa: None,
         }
     }

@@ -85,6 +85,7 @@ impl Config {
         self.validate_cache()?;
         self.validate_token_handler()?;
         self.validate_admin()?;
+        validate_rate_limit("rate_limit", &self.rate_limit)?;
         self.validate_routes()
     }
 
@@ -225,6 +226,15 @@ impl Config {
             }
             if !seen.insert(prefix.trim_end_matches('/').to_string()) {
                 return Err(ConfigError::new(key("path_prefix"), format!("{prefix} is configured twice")));
+            }
+            if let Some(limits) = &route.rate_limit {
+                validate_rate_limit(&key("rate_limit"), limits)?;
+                if !limits.trusted_proxies.is_empty() {
+                    return Err(ConfigError::new(
+                        key("rate_limit.trusted_proxies"),
+                        "is set once, in [rate_limit], for every route",
+                    ));
+                }
             }
             match (route.upstream.is_empty(), route.static_dir.is_empty()) {
                 (false, false) => {
@@ -396,4 +406,16 @@ mod tests {
         let err = c.validate().unwrap_err();
         assert_eq!((err.key.as_str(), err.message.as_str()), ("routes[0].opa.timeout_ms", "must be greater than 0"));
     }
+}
+
+/// Checks the rates and proxies of `[rate_limit]` or a route's `rate_limit` (`section` names it).
+fn validate_rate_limit(section: &str, limits: &super::RateLimitConfig) -> Result<(), ConfigError> {
+    for (name, value) in [("per_ip", &limits.per_ip), ("per_client", &limits.per_client)] {
+        crate::rate_limit::Rate::parse(value).map_err(|e| ConfigError::new(format!("{section}.{name}"), e))?;
+    }
+    for entry in &limits.trusted_proxies {
+        crate::pipeline::throttle::parse_net(entry)
+            .map_err(|e| ConfigError::new(format!("{section}.trusted_proxies"), e))?;
+    }
+    Ok(())
 }

@@ -15,6 +15,7 @@ pub mod policy;
 pub mod route;
 pub mod rules;
 pub mod static_files;
+pub mod throttle;
 
 use crate::cache::Tier;
 use crate::error::Rejection;
@@ -53,9 +54,11 @@ async fn journey<'g>(
         }
     }
     route.check_method(req.method())?;
+    throttle::per_ip(&route.limits, &gateway.trusted_proxies, req).await?;
     let credential = credential::extract(route.credentials, req, cookies.as_ref())?;
     let exchanged = exchange::exchange(gateway, &credential).await?;
     trace.tier = exchanged.tier;
+    throttle::per_client(&route.limits, exchanged.grant.as_deref()).await?;
     let claims = exchanged.grant.as_deref().filter(|_| route.needs_claims()).map(|g| g.claims());
     policy::authorize(route, exchanged.grant.as_deref(), claims.as_ref())?;
     let decision_headers = opa::authorize(gateway, route, req, &path, claims.as_ref()).await?;

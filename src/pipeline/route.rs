@@ -36,6 +36,8 @@ pub struct Route {
     pub forward_token: bool,
     /// The Open Policy Agent stage, when the route has `[routes.opa]`.
     pub opa: Option<super::opa::Opa>,
+    /// Its rate limits.
+    pub limits: super::throttle::RouteLimits,
 }
 
 impl Route {
@@ -73,6 +75,7 @@ impl Route {
                 .collect(),
             forward_token: config.forward_token,
             opa,
+            limits: Default::default(),
         }
     }
 
@@ -123,11 +126,23 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// Builds the table from `[[routes]]`.
-    pub fn new(configs: &[RouteConfig], metrics: &Metrics) -> RouteTable {
-        let mut routes: Vec<Route> = configs.iter().map(|c| Route::from_config(c, metrics)).collect();
+    /// Builds the table from `[[routes]]`, with rate limits from `limits`.
+    pub fn new(configs: &[RouteConfig], metrics: &Metrics, limits: &super::throttle::LimitSource<'_>) -> RouteTable {
+        let mut routes: Vec<Route> = configs
+            .iter()
+            .enumerate()
+            .map(|(index, c)| Route {
+                limits: super::throttle::RouteLimits::build(index, c.rate_limit.as_ref(), limits),
+                ..Route::from_config(c, metrics)
+            })
+            .collect();
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         RouteTable { routes, unrouted: metrics.for_route("-") }
+    }
+
+    /// Forgets rate-limit keys that are idle (bounded memory); called periodically.
+    pub fn forget_idle_limits(&self) {
+        self.routes.iter().for_each(|r| r.limits.forget_idle());
     }
 
     /// Normalises `raw_path` and finds its route: the route and the path to forward.
@@ -198,6 +213,11 @@ mod tests {
         }
     }
 
+    fn no_limits() -> crate::pipeline::throttle::LimitSource<'static> {
+        static DEFAULTS: std::sync::OnceLock<crate::config::RateLimitConfig> = std::sync::OnceLock::new();
+        crate::pipeline::throttle::LimitSource { defaults: DEFAULTS.get_or_init(Default::default), shared: None }
+    }
+
     #[test]
     fn longest_prefix_on_segment_boundaries() {
         let m = Metrics::new();
@@ -208,13 +228,14 @@ mod tests {
                 route("/api/admin/", "http://b", false),
             ],
             &m,
+            &no_limits(),
         );
         assert_eq!(table.select("/api/x").unwrap().0.upstream, "http://a");
         assert_eq!(table.select("/api").unwrap().0.upstream, "http://a");
         assert_eq!(table.select("/apix").unwrap().0.upstream, "http://root");
         assert_eq!(table.select("/api/admin").unwrap().0.upstream, "http://b");
         assert_eq!(table.select("/api/admin/users").unwrap().0.upstream, "http://b");
-        let no_root = RouteTable::new(&[route("/api", "http://a", false)], &m);
+        let no_root = RouteTable::new(&[route("/api", "http://a", false)], &m, &no_limits());
         assert!(matches!(no_root.select("/other"), Err(Rejection::NotFound)));
     }
 

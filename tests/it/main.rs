@@ -8,6 +8,7 @@ mod cli;
 mod credentials;
 mod failures;
 mod forwarding;
+mod limits;
 mod modes;
 mod opa;
 mod ops;

@@ -1,0 +1,163 @@
+//! Abuse limits: rate limits per source IP (before the exchange) and per client (after it), in process
+//! and shared through Redis, with `Retry-After` and `RateLimit-*` headers.
+
+use crate::support::*;
+use shroud::config::{Config, RateLimitConfig, ResponseMode};
+use shroud::server::Running;
+use shroud_testkit::{EchoUpstream, FakeAs, RedisServer, TokenSpec};
+
+fn limited(idp: &FakeAs, api: &EchoUpstream, per_ip: &str, per_client: &str) -> Config {
+    let mut c = config(idp, api, ResponseMode::Json);
+    c.rate_limit = RateLimitConfig { per_ip: per_ip.into(), per_client: per_client.into(), trusted_proxies: vec![] };
+    c
+}
+
+async fn get(shroud: &Running, token: &str, forwarded_for: Option<&str>) -> reqwest::Response {
+    let mut req = client().get(format!("{}/api/x", shroud.url())).bearer_auth(token);
+    if let Some(ip) = forwarded_for {
+        req = req.header("x-forwarded-for", ip);
+    }
+    req.send().await.unwrap()
+}
+
+async fn assert_limited(resp: reqwest::Response, limit: u32, window: u64) {
+    assert_eq!(resp.status(), 429);
+    let header = |name: &str| resp.headers().get(name).map(|v| v.to_str().unwrap().to_string());
+    let retry: u64 = header("retry-after").expect("Retry-After").parse().unwrap();
+    assert!(retry >= 1 && retry <= window, "Retry-After {retry}");
+    assert_eq!(header("ratelimit-limit").as_deref(), Some(&*limit.to_string()));
+    assert_eq!(header("ratelimit-remaining").as_deref(), Some("0"));
+    assert_eq!(header("ratelimit-reset"), header("retry-after"));
+    assert_eq!(header("ratelimit-policy"), Some(format!("{limit};w={window}")));
+    assert!(resp.headers().get("www-authenticate").is_none());
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "too_many_requests");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_invalid_tokens_from_one_ip_stops_before_the_authorization_server() {
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let shroud = start(limited(&idp, &api, "10/h", ""));
+    let mut statuses = Vec::new();
+    for i in 0..50 {
+        statuses.push(get(&shroud, &format!("forged-{i}"), None).await.status().as_u16());
+    }
+    assert!(statuses[..10].iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+    assert_eq!(idp.introspections(), 10, "50 distinct invalid tokens cost 10 introspections, not 50");
+    assert_eq!(api.hits(), 0);
+    assert_limited(get(&shroud, "forged-x", None).await, 10, 3600).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_client_has_its_own_budget() {
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let shroud = start(limited(&idp, &api, "", "2/h"));
+    let mut other = TokenSpec::active("bob", "read", 300);
+    other.client_id = Some("client-2".into());
+    idp.issue("a1", TokenSpec::active("alice", "read", 300));
+    idp.issue("a2", TokenSpec::active("carol", "read", 300));
+    idp.issue("b", other);
+    assert_eq!(get(&shroud, "a1", None).await.status(), 200);
+    assert_eq!(get(&shroud, "a2", None).await.status(), 200, "another token of the same client");
+    assert_limited(get(&shroud, "a1", None).await, 2, 3600).await;
+    assert_eq!(get(&shroud, "b", None).await.status(), 200, "another client is not limited");
+    assert_eq!(api.hits(), 3, "the limited request never reached the upstream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    idp.issue("t", TokenSpec::active("alice", "read", 300));
+    let untrusting = start(limited(&idp, &api, "2/h", ""));
+    assert_eq!(get(&untrusting, "t", Some("203.0.113.1")).await.status(), 200);
+    assert_eq!(get(&untrusting, "t", Some("203.0.113.2")).await.status(), 200);
+    assert_eq!(get(&untrusting, "t", Some("203.0.113.3")).await.status(), 429, "a forged X-Forwarded-For buys nothing");
+
+    let mut c = limited(&idp, &api, "2/h", "");
+    c.rate_limit.trusted_proxies = vec!["127.0.0.0/8".into(), "10.0.0.7".into()];
+    let behind_proxy = start(c);
+    for _ in 0..2 {
+        assert_eq!(get(&behind_proxy, "t", Some("198.51.100.9, 10.0.0.7")).await.status(), 200);
+    }
+    assert_eq!(get(&behind_proxy, "t", Some("198.51.100.9")).await.status(), 429, "the same client, through the proxy");
+    assert_eq!(get(&behind_proxy, "t", Some("203.0.113.4")).await.status(), 200, "another client");
+    assert_eq!(
+        get(&behind_proxy, "t", Some("1.2.3.4, 198.51.100.9")).await.status(),
+        429,
+        "what the client wrote to the left of its own address is ignored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_override_the_defaults() {
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let mut c = limited(&idp, &api, "1/h", "");
+    c.routes[1].rate_limit = Some(RateLimitConfig { per_ip: "off".into(), ..Default::default() });
+    let shroud = start(c);
+    idp.issue("t", TokenSpec::active("alice", "read", 300));
+    assert_eq!(get(&shroud, "t", None).await.status(), 200);
+    assert_eq!(get(&shroud, "t", None).await.status(), 429);
+    for _ in 0..5 {
+        let resp = client().get(format!("{}/public/x", shroud.url())).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "the /public route turned its limit off");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_sharing_redis_share_the_budget() {
+    let redis = RedisServer::start();
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let key = signing_key_file().to_string_lossy().into_owned();
+    let fleet: Vec<Running> = (0..2)
+        .map(|_| {
+            let mut c = with_redis(limited(&idp, &api, "", "3/h"), &redis.url());
+            c.phantom.signing_key_file = key.clone();
+            start(c)
+        })
+        .collect();
+    idp.issue("t", TokenSpec::active("alice", "read", 300));
+    assert_eq!(get(&fleet[0], "t", None).await.status(), 200);
+    assert_eq!(get(&fleet[1], "t", None).await.status(), 200);
+    assert_eq!(get(&fleet[0], "t", None).await.status(), 200);
+    assert_limited(get(&fleet[1], "t", None).await, 3, 3600).await;
+    assert_eq!(get(&fleet[0], "t", None).await.status(), 429, "both instances count against one budget");
+
+    // Redis gone: each instance limits on its own rather than not at all.
+    drop(redis);
+    let resp = get(&fleet[1], "t", None).await;
+    assert!(matches!(resp.status().as_u16(), 200 | 429), "{}", resp.status());
+    for _ in 0..3 {
+        get(&fleet[1], "t", None).await;
+    }
+    assert_eq!(get(&fleet[1], "t", None).await.status(), 429, "still limited without Redis");
+}
+
+#[test]
+fn rates_and_proxies_are_checked_at_start() {
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let error = |change: &dyn Fn(&mut Config)| {
+        let mut c = config(&idp, &api, ResponseMode::Json);
+        change(&mut c);
+        c.validate().expect_err("invalid").to_string()
+    };
+    let e = error(&|c| c.rate_limit.per_ip = "10/day".into());
+    assert!(e.contains("rate_limit.per_ip") && e.contains("day"), "{e}");
+    let e = error(&|c| c.rate_limit.per_client = "0/s".into());
+    assert!(e.contains("rate_limit.per_client"), "{e}");
+    let e = error(&|c| c.rate_limit.trusted_proxies = vec!["proxy.local".into()]);
+    assert!(e.contains("rate_limit.trusted_proxies") && e.contains("proxy.local"), "{e}");
+    let e = error(&|c| c.routes[0].rate_limit = Some(RateLimitConfig { per_ip: "fast".into(), ..Default::default() }));
+    assert!(e.contains("routes[0].rate_limit.per_ip"), "{e}");
+    let e = error(&|c| {
+        c.routes[0].rate_limit =
+            Some(RateLimitConfig { trusted_proxies: vec!["10.0.0.1".into()], ..Default::default() })
+    });
+    assert!(e.contains("routes[0].rate_limit.trusted_proxies"), "{e}");
+}
