@@ -331,6 +331,18 @@ impl Config {
     }
 }
 
+/// Checks the rates and proxies of `[rate_limit]` or a route's `rate_limit` (`section` names it).
+fn validate_rate_limit(section: &str, limits: &super::RateLimitConfig) -> Result<(), ConfigError> {
+    for (name, value) in [("per_ip", &limits.per_ip), ("per_client", &limits.per_client)] {
+        crate::rate_limit::Rate::parse(value).map_err(|e| ConfigError::new(format!("{section}.{name}"), e))?;
+    }
+    for entry in &limits.trusted_proxies {
+        crate::pipeline::throttle::parse_net(entry)
+            .map_err(|e| ConfigError::new(format!("{section}.trusted_proxies"), e))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,16 +418,4 @@ mod tests {
         let err = c.validate().unwrap_err();
         assert_eq!((err.key.as_str(), err.message.as_str()), ("routes[0].opa.timeout_ms", "must be greater than 0"));
     }
-}
-
-/// Checks the rates and proxies of `[rate_limit]` or a route's `rate_limit` (`section` names it).
-fn validate_rate_limit(section: &str, limits: &super::RateLimitConfig) -> Result<(), ConfigError> {
-    for (name, value) in [("per_ip", &limits.per_ip), ("per_client", &limits.per_client)] {
-        crate::rate_limit::Rate::parse(value).map_err(|e| ConfigError::new(format!("{section}.{name}"), e))?;
-    }
-    for entry in &limits.trusted_proxies {
-        crate::pipeline::throttle::parse_net(entry)
-            .map_err(|e| ConfigError::new(format!("{section}.trusted_proxies"), e))?;
-    }
-    Ok(())
 }
