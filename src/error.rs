@@ -46,6 +46,10 @@ pub enum Rejection {
     /// 503 `policy_service_unavailable`: Open Policy Agent is unreachable, timed out, failed or answered
     /// nonsense; the request fails closed.
     PolicyServiceUnavailable,
+    /// 413 `request_too_large`: the body is over the route's `max_body_bytes`.
+    PayloadTooLarge,
+    /// 431 `request_header_fields_too_large`: the header block is over `server.max_header_bytes`.
+    HeadersTooLarge,
     /// 429 `too_many_requests`: over the route's per-IP or per-client rate.
     RateLimited(crate::rate_limit::Exceeded),
     /// 502 `upstream_unavailable`.
@@ -80,6 +84,8 @@ impl Rejection {
             Rejection::AuthorizationServerUnavailable => "authorization_server_unavailable",
             Rejection::PolicyServiceUnavailable => "policy_service_unavailable",
             Rejection::RateLimited(_) => "too_many_requests",
+            Rejection::PayloadTooLarge => "request_too_large",
+            Rejection::HeadersTooLarge => "request_header_fields_too_large",
             Rejection::UpstreamUnavailable => "upstream_unavailable",
             Rejection::UpstreamTimeout => "upstream_timeout",
         }
@@ -104,6 +110,8 @@ impl Rejection {
             Rejection::RateLimited(exceeded) => {
                 format!("rate limit exceeded; retry in {} s", exceeded.retry_after_secs()).into()
             }
+            Rejection::PayloadTooLarge => "the request body is too large".into(),
+            Rejection::HeadersTooLarge => "the request headers are too large".into(),
             Rejection::UpstreamUnavailable => "the upstream service is unavailable".into(),
             Rejection::UpstreamTimeout => "the upstream service did not answer in time".into(),
         }
@@ -149,6 +157,8 @@ impl ResponseError for Rejection {
             }
             Rejection::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Rejection::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Rejection::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
     }
 

@@ -19,6 +19,7 @@ fn build(gateway: Arc<Gateway>) -> std::io::Result<(Server, SocketAddr)> {
     };
     let agent_path = gateway.token_handler.as_ref().map(|th| th.config.base_path.clone());
     let serve_openapi = gateway.config.server.openapi;
+    let limits = gateway.config.server.clone();
     let data = web::Data::from(gateway);
     let server = HttpServer::new(move || {
         let mut app = App::new()
@@ -31,6 +32,9 @@ fn build(gateway: Arc<Gateway>) -> std::io::Result<(Server, SocketAddr)> {
         app.default_service(web::to(pipeline::handle))
     })
     .workers(workers)
+    .client_request_timeout(Duration::from_millis(limits.client_request_timeout_ms))
+    .keep_alive(Duration::from_secs(limits.keep_alive_seconds))
+    .max_connections(limits.max_connections)
     .disable_signals()
     .shutdown_timeout(5)
     .bind(&listen)?;

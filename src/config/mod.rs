@@ -83,11 +83,27 @@ pub struct ServerConfig {
     /// Whether Shroud serves its OpenAPI document (`openapi.yaml`, embedded in the binary) at
     /// `GET /.well-known/openapi.yaml`. When false, that path is not Shroud's and goes through the routes.
     pub openapi: bool,
+    /// Largest request header block (names + values), in bytes; larger → 431.
+    pub max_header_bytes: usize,
+    /// Time a client has to send the request line and headers, in milliseconds (slow clients → 408).
+    pub client_request_timeout_ms: u64,
+    /// How long an idle keep-alive connection is kept open, in seconds.
+    pub keep_alive_seconds: u64,
+    /// Connections per worker; more wait to be accepted.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: "127.0.0.1:8080".into(), workers: 0, openapi: false }
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            workers: 0,
+            openapi: false,
+            max_header_bytes: 16 * 1024,
+            client_request_timeout_ms: 5_000,
+            keep_alive_seconds: 30,
+            max_connections: 25_000,
+        }
     }
 }
 
@@ -347,6 +363,10 @@ pub struct RouteConfig {
     /// Time allowed for the upstream to answer (headers), in milliseconds.
     #[serde(default = "default_upstream_timeout")]
     pub timeout_ms: u64,
+    /// Largest request body, in bytes; larger → 413 (checked on `Content-Length` before the exchange, and
+    /// while streaming a chunked body).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: u64,
     /// Allowed methods; empty = all. Others get 405 before any credential is looked at.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub methods: Vec<String>,
@@ -402,6 +422,7 @@ impl Default for RouteConfig {
             required_scopes: Vec::new(),
             strip_prefix: false,
             timeout_ms: default_upstream_timeout(),
+            max_body_bytes: default_max_body(),
             methods: Vec::new(),
             require: Default::default(),
             forward_claims: Default::default(),
@@ -414,6 +435,10 @@ impl Default for RouteConfig {
 
 fn default_credentials() -> CredentialKind {
     CredentialKind::Bearer
+}
+
+fn default_max_body() -> u64 {
+    10 * 1024 * 1024
 }
 
 fn default_upstream_timeout() -> u64 {

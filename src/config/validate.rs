@@ -66,6 +66,15 @@ impl Config {
             .listen
             .parse::<SocketAddr>()
             .map_err(|_| ConfigError::new("server.listen", "must be an address such as 127.0.0.1:8080"))?;
+        if self.server.max_header_bytes < 1024 {
+            return Err(ConfigError::new("server.max_header_bytes", "must be at least 1024"));
+        }
+        if self.server.client_request_timeout_ms == 0 {
+            return Err(ConfigError::new("server.client_request_timeout_ms", "must be greater than 0"));
+        }
+        if self.server.max_connections == 0 {
+            return Err(ConfigError::new("server.max_connections", "must be greater than 0"));
+        }
         http_url("issuer.url", &self.issuer.url)?;
         let overrides = [
             ("issuer.introspection_endpoint", &self.issuer.introspection_endpoint),
@@ -226,6 +235,9 @@ impl Config {
             }
             if !seen.insert(prefix.trim_end_matches('/').to_string()) {
                 return Err(ConfigError::new(key("path_prefix"), format!("{prefix} is configured twice")));
+            }
+            if route.max_body_bytes == 0 {
+                return Err(ConfigError::new(key("max_body_bytes"), "must be greater than 0"));
             }
             if let Some(limits) = &route.rate_limit {
                 validate_rate_limit(&key("rate_limit"), limits)?;

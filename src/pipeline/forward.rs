@@ -180,6 +180,25 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
 }
 
+/// The request body, cut off with an error (and `overflowed` set) once it exceeds `max_bytes`.
+fn limited(
+    payload: web::Payload,
+    max_bytes: u64,
+    overflowed: std::rc::Rc<std::cell::Cell<bool>>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, actix_web::error::PayloadError>> {
+    use futures_util::StreamExt;
+    let mut seen = 0u64;
+    payload.map(move |chunk| {
+        let chunk = chunk?;
+        seen += chunk.len() as u64;
+        if seen > max_bytes {
+            overflowed.set(true);
+            return Err(actix_web::error::PayloadError::Overflow);
+        }
+        Ok(chunk)
+    })
+}
+
 /// Sends the request upstream and streams the answer back.
 pub async fn forward(
     route: &Route,
@@ -194,12 +213,17 @@ pub async fn forward(
     let mut upstream = client.request(req.method().clone(), url).no_decompress().timeout(route.timeout);
     request_headers(route, req, identity, cookies, upstream.headers_mut());
     let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
+    let overflowed = std::rc::Rc::new(std::cell::Cell::new(false));
     let sent = match (content_length(req.headers()), chunked) {
-        (_, true) => upstream.send_stream(payload).await,
+        (_, true) => upstream.send_stream(limited(payload, route.max_body_bytes, overflowed.clone())).await,
         (Some(length), false) => upstream.send_body(SizedStream::new(length, payload)).await,
         (None, false) => upstream.send_body(actix_web::body::None::new()).await,
     };
     let response = sent.map_err(|e| match e {
+        _ if overflowed.get() => {
+            log::info!("refused a chunked body over {} bytes", route.max_body_bytes);
+            Rejection::PayloadTooLarge
+        }
         SendRequestError::Timeout => {
             log::warn!("upstream {} timed out", route.upstream);
             Rejection::UpstreamTimeout

@@ -7,6 +7,7 @@
 //! Each stage takes a narrow typed input and returns its output or a [`Rejection`]; [`handle`] renders
 //! either, writes the access-log line and counts the request.
 
+pub mod admit;
 pub mod credential;
 pub mod exchange;
 pub mod forward;
@@ -43,8 +44,10 @@ async fn journey<'g>(
     payload: web::Payload,
     trace: &mut Trace<'g>,
 ) -> Result<HttpResponse, Rejection> {
+    admit::headers(req, gateway.config.server.max_header_bytes)?;
     let (route, path) = gateway.routes.select(req.path())?;
     trace.route = Some(route);
+    admit::declared_body(req, route.max_body_bytes)?;
     let token_handler = gateway.token_handler.as_ref();
     let cookies = token_handler.filter(|_| route.takes_cookies()).map(|th| CookieContext::new(th, req));
     if let Some(cookies) = &cookies {

@@ -21,6 +21,8 @@ pub struct Route {
     pub strip_prefix: bool,
     /// Time allowed for the upstream's answer.
     pub timeout: Duration,
+    /// Largest request body.
+    pub max_body_bytes: u64,
     /// Files served instead of proxying, when the route has `static_dir`.
     pub static_dir: Option<std::path::PathBuf>,
     /// Its metric handles.
@@ -55,6 +57,7 @@ impl Route {
             required_scope_list: config.required_scopes.join(" "),
             strip_prefix: config.strip_prefix,
             timeout: Duration::from_millis(config.timeout_ms),
+            max_body_bytes: config.max_body_bytes,
             static_dir: (!config.static_dir.is_empty()).then(|| std::path::PathBuf::from(&config.static_dir)),
             metrics: metrics.for_route(&prefix),
             prefix,

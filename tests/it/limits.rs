@@ -161,3 +161,61 @@ fn rates_and_proxies_are_checked_at_start() {
     });
     assert!(e.contains("routes[0].rate_limit.trusted_proxies"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_headers_and_bodies_are_refused_before_the_exchange() {
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let mut c = config(&idp, &api, ResponseMode::Json);
+    c.server.max_header_bytes = 4096;
+    c.routes[0].max_body_bytes = 1000;
+    let shroud = start(c);
+    idp.issue("t", TokenSpec::active("alice", "read", 300));
+    let url = format!("{}/api/x", shroud.url());
+    let http = client();
+
+    let resp = http.get(&url).bearer_auth("t").header("x-padding", "a".repeat(5000)).send().await.unwrap();
+    assert_eq!(resp.status(), 431);
+    assert_eq!(resp.json::<serde_json::Value>().await.unwrap()["code"], "request_header_fields_too_large");
+
+    let resp = http.post(&url).bearer_auth("t").body(vec![b'x'; 1001]).send().await.unwrap();
+    assert_eq!(resp.status(), 413);
+    assert_eq!(resp.json::<serde_json::Value>().await.unwrap()["code"], "request_too_large");
+    assert_eq!(idp.introspections(), 0, "refused before the exchange");
+    assert_eq!(api.hits(), 0);
+
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..4).map(|_| Ok(vec![b'y'; 400])).collect();
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let resp = http.post(&url).bearer_auth("t").body(body).send().await.unwrap();
+    assert_eq!(resp.status(), 413, "a chunked body is counted as it streams");
+
+    let resp = http.post(&url).bearer_auth("t").body(vec![b'x'; 1000]).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "exactly the limit passes");
+    assert_eq!(api.last().unwrap().body.len(), 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    use std::io::{Read, Write};
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let mut c = config(&idp, &api, ResponseMode::Json);
+    c.server.client_request_timeout_ms = 300;
+    let shroud = start(c);
+    let addr = shroud.addr;
+    let started = std::time::Instant::now();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        stream.write_all(b"GET /api/x HTTP/1.1\r\nHost: shroud\r\nX-Slow: ").unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+    .await
+    .unwrap();
+    let waited = started.elapsed();
+    assert!(waited < std::time::Duration::from_secs(3), "held for {waited:?}");
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert_eq!(api.hits(), 0);
+}
