@@ -37,6 +37,8 @@ pub fn config(idp: &FakeAs, api: &EchoUpstream, mode: ResponseMode) -> Config {
     let mut c = Config::default();
     c.server.listen = "127.0.0.1:0".into();
     c.server.workers = 1;
+    // Tests run many servers at once on two cores: a client may take seconds to write its request.
+    c.server.client_request_timeout_ms = 30_000;
     c.issuer.url = idp.url();
     c.introspection.client_secret = Secret::new("gateway-secret");
     c.introspection.response = mode;
