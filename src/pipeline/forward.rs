@@ -117,6 +117,8 @@ pub struct Identity<'a> {
     pub claims: Option<&'a serde_json::Map<String, serde_json::Value>>,
     /// Headers set by an allowing OPA decision (they replace the client's copies).
     pub decision_headers: &'a [(HeaderName, HeaderValue)],
+    /// The request's id, sent as `X-Request-Id` so that upstream logs join Shroud's.
+    pub request_id: &'a HeaderValue,
 }
 
 /// A claim as a header value: strings as they are, arrays of strings space-separated, other JSON as JSON.
@@ -163,6 +165,7 @@ fn request_headers(
     for (name, value) in identity.decision_headers {
         out.insert(name.clone(), value.clone());
     }
+    out.insert(HeaderName::from_static("x-request-id"), identity.request_id.clone());
     let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
     let previous: Vec<&str> = incoming.get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).collect();
     let forwarded_for = if previous.is_empty() { peer } else { format!("{}, {peer}", previous.join(", ")) };

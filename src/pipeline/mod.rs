@@ -8,6 +8,7 @@
 //! either, writes the access-log line and counts the request.
 
 pub mod admit;
+pub mod audit;
 pub mod credential;
 pub mod exchange;
 pub mod forward;
@@ -19,19 +20,23 @@ pub mod static_files;
 pub mod throttle;
 
 use crate::cache::Tier;
+use crate::config::CredentialKind;
 use crate::error::Rejection;
 use crate::gateway::Gateway;
 use crate::token_handler::proxy::CookieContext;
-use actix_web::http::header::HeaderValue;
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use route::Route;
 use std::time::Instant;
 
 /// What the access log and metrics learn about a request as it travels.
-#[derive(Default)]
 struct Trace<'g> {
     route: Option<&'g Route>,
     tier: Option<Tier>,
+    /// The exchange's grant, for the audit line.
+    grant: Option<std::sync::Arc<crate::grant::Grant>>,
+    /// The request's id, passed upstream and back.
+    request_id: HeaderValue,
     /// A trusted Origin on a cookie route: every answer gets CORS headers for it.
     cors_origin: Option<HeaderValue>,
 }
@@ -61,6 +66,7 @@ async fn journey<'g>(
     let credential = credential::extract(route.credentials, req, cookies.as_ref())?;
     let exchanged = exchange::exchange(gateway, &credential).await?;
     trace.tier = exchanged.tier;
+    trace.grant = exchanged.grant.clone();
     throttle::per_client(&route.limits, exchanged.grant.as_deref()).await?;
     let claims = exchanged.grant.as_deref().filter(|_| route.needs_claims()).map(|g| g.claims());
     policy::authorize(route, exchanged.grant.as_deref(), claims.as_ref())?;
@@ -73,6 +79,7 @@ async fn journey<'g>(
         grant: exchanged.grant.as_deref(),
         claims: claims.as_ref(),
         decision_headers: decision_headers.as_deref().unwrap_or_default(),
+        request_id: &trace.request_id,
     };
     forward::forward(route, &path, req, payload, identity, cookie_policy, client).await
 }
@@ -85,25 +92,42 @@ pub async fn handle(
     client: web::Data<awc::Client>,
 ) -> HttpResponse {
     let started = Instant::now();
-    let mut trace = Trace::default();
-    let mut response = match journey(&gateway, &client, &req, payload, &mut trace).await {
-        Ok(response) => response,
-        Err(rejection) => rejection.error_response(),
+    let mut trace =
+        Trace { route: None, tier: None, grant: None, request_id: audit::request_id(&req), cors_origin: None };
+    let (mut response, rejection) = match journey(&gateway, &client, &req, payload, &mut trace).await {
+        Ok(response) => (response, None),
+        Err(rejection) => (rejection.error_response(), Some(rejection)),
     };
     if let (Some(origin), Some(th)) = (&trace.cors_origin, &gateway.token_handler) {
         th.cors.decorate(response.headers_mut(), origin);
     }
+    response.headers_mut().insert(HeaderName::from_static("x-request-id"), trace.request_id.clone());
     let elapsed = started.elapsed();
     let route = trace.route.map_or("-", |r| r.prefix.as_str());
     let cache = trace.tier.map_or("-", |t| t.label());
     let status = response.status().as_u16();
     log::info!(
         target: "shroud::access",
-        "{} {} route={route} status={status} cache={cache} latency_ms={:.3}",
+        "{} {} route={route} status={status} cache={cache} latency_ms={:.3} request_id={}",
         req.method(),
         req.path(),
-        elapsed.as_secs_f64() * 1000.0
+        elapsed.as_secs_f64() * 1000.0,
+        trace.request_id.to_str().unwrap_or_default()
     );
+    let decided = trace.route.is_some_and(|r| r.credentials != CredentialKind::None)
+        || matches!(rejection, Some(Rejection::RateLimited(_)));
+    if decided && audit::enabled() {
+        audit::write(&audit::Record {
+            req: &req,
+            request_id: &trace.request_id,
+            route,
+            grant: trace.grant.as_deref(),
+            rejection: rejection.as_ref(),
+            status,
+            tier: trace.tier,
+            latency: elapsed,
+        });
+    }
     let metrics = trace.route.map_or(&gateway.routes.unrouted, |r| &r.metrics);
     metrics.record(status, elapsed.as_secs_f64());
     response

@@ -267,10 +267,7 @@ pub async fn authorize(
     };
     match decision {
         Decision::Allow(headers) => Ok(Some(headers)),
-        Decision::Deny => {
-            super::policy::audit(route, claims, "opa");
-            Err(Rejection::PolicyDenied("opa".into()))
-        }
+        Decision::Deny => Err(Rejection::PolicyDenied("opa".into())),
     }
 }
 
