@@ -4,6 +4,7 @@
 // its own origin of the same site (CORS with credentials). Screenshots go to artifacts/e2e/.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { ARTIFACTS, Stack, freePort, hexKey, signingKeyFile, sleep, toml } from './harness.mjs';
@@ -24,11 +25,13 @@ async function layout(kind) {
   const api = await stack.upstream();
   const routes = [{ path_prefix: '/api', upstream: api.url, credentials: 'any', required_scopes: ['read'] }];
   if (kind === 'same-origin') routes.push({ path_prefix: '/', static_dir: 'examples/spa', credentials: 'none' });
+  const cookieKey = hexKey();
+  const signingKey = await signingKeyFile(stack.name);
   const config = {
     server: { listen: `127.0.0.1:${shroudPort}`, workers: 1 },
     issuer: { url: idp.issuer },
     introspection: { client_id: 'gateway', client_secret: 'gateway-secret', response: 'rfc9701' },
-    phantom: { signing_key_file: await signingKeyFile(stack.name) },
+    phantom: { signing_key_file: signingKey },
     cache: { backend: 'memory' },
     token_handler: {
       enabled: true,
@@ -38,13 +41,16 @@ async function layout(kind) {
       post_logout_redirect_uri: `${spa.origin}/`,
       scope: 'openid profile read',
       trusted_web_origins: [spa.origin],
-      cookie_encryption_keys: [hexKey()],
+      cookie_encryption_keys: [cookieKey],
       cookie_secure: false,
     },
     routes,
   };
   const shroud = await stack.shroud('shroud', shroudPort, toml(config));
-  return { stack, spa, idp, api, shroud };
+  // The key material whose absence from every log the test proves: the cookie key and the body lines of
+  // the phantom signing key's PEM.
+  const keys = [cookieKey, ...fs.readFileSync(signingKey, 'utf8').split('\n').filter((l) => l.length > 20 && !l.startsWith('-----'))];
+  return { stack, spa, idp, api, shroud, keys };
 }
 
 for (const kind of ['same-origin', 'cross-origin']) {
@@ -54,6 +60,7 @@ for (const kind of ['same-origin', 'cross-origin']) {
     let context;
     let page;
     const agentCalls = [];
+    const codes = [];
     const shot = (name) => page.screenshot({ path: path.join(ARTIFACTS, `${kind}-${name}.png`), fullPage: true });
 
     before(async () => {
@@ -64,6 +71,10 @@ for (const kind of ['same-origin', 'cross-origin']) {
       });
       context = await browser.newContext();
       page = await context.newPage();
+      page.on('request', (r) => {
+        const code = new URL(r.url()).searchParams.get('code');
+        if (code) codes.push(code);
+      });
       page.on('response', (r) => {
         if (r.url().includes('/oauth-agent/')) agentCalls.push({ path: new URL(r.url()).pathname, status: r.status() });
       });
@@ -134,8 +145,9 @@ for (const kind of ['same-origin', 'cross-origin']) {
       assert.deepEqual(left.map((c) => c.name), [], 'every token-handler cookie cleared');
 
       const logs = env.stack.allLogs();
-      for (const value of [...cookieValues, seen.jwt, 'webapp-secret', 'gateway-secret']) {
-        assert.ok(!logs.includes(value), 'no cookie, token or secret in any process log');
+      assert.ok(codes.length >= 1, 'the authorization code was seen on its way to the SPA');
+      for (const value of [...cookieValues, ...codes, ...env.keys, seen.jwt, 'webapp-secret', 'gateway-secret']) {
+        assert.ok(!logs.includes(value), 'no cookie, code, token, secret or key in any process log');
       }
     });
   });
