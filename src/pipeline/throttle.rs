@@ -97,7 +97,8 @@ pub fn parse_net(entry: &str) -> Result<IpNet, String> {
 
 /// Counts the request against the route's per-IP limit.
 pub async fn per_ip(limits: &RouteLimits, trusted: &TrustedProxies, req: &HttpRequest) -> Result<(), Rejection> {
-    let (Some(limiter), Some(ip)) = (&limits.per_ip, trusted.source_ip(req)) else { return Ok(()) };
+    let Some(limiter) = &limits.per_ip else { return Ok(()) };
+    let Some(ip) = trusted.source_ip(req) else { return Ok(()) };
     let key = match ip {
         IpAddr::V4(v4) => v4.octets().to_vec(),
         IpAddr::V6(v6) => v6.octets().to_vec(),
