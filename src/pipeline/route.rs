@@ -162,7 +162,9 @@ fn is_unreserved(byte: u8) -> bool {
 
 /// Normalises a request path (RFC 3986 §6.2.2): percent-encoded unreserved characters are decoded, other
 /// escapes upper-cased; dot segments (`.`, `..`, also when encoded) and backslashes are refused, so that a
-/// path cannot match one route here and mean another upstream (`/public/../admin`, `/%61dmin`).
+/// path cannot match one route here and mean another upstream (`/public/../admin`, `/%61dmin`). Control
+/// characters are refused too, also when encoded: an upstream that decodes `%00` may cut the path short,
+/// and one that decodes `%0D%0A` may split a header or log line with it.
 pub fn normalize_path(raw: &str) -> Result<String, Rejection> {
     let refuse = || Rejection::bad_request("the request path is not acceptable");
     if !raw.starts_with('/') {
@@ -176,6 +178,9 @@ pub fn normalize_path(raw: &str) -> Result<String, Rejection> {
         if b == b'%' {
             let hex = raw.get(i + 1..i + 3).ok_or_else(refuse)?;
             let decoded = u8::from_str_radix(hex, 16).map_err(|_| refuse())?;
+            if decoded.is_ascii_control() {
+                return Err(refuse());
+            }
             if is_unreserved(decoded) {
                 out.push(decoded as char);
             } else {
@@ -267,6 +272,11 @@ mod tests {
             "/%4",
             "x",
             "/a b",
+            "/a%00.json",
+            "/a%0D%0AX-Admin:%201",
+            "/a%0a",
+            "/a%09b",
+            "/a%7F",
         ] {
             assert!(normalize_path(bad).is_err(), "{bad}");
         }

@@ -24,9 +24,11 @@ pub struct Cors {
     allow_headers: HeaderValue,
 }
 
-/// Whether a method changes data (and so needs Origin and CSRF).
+/// Whether a method may change data (and so needs Origin and CSRF): every method but RFC 9110's safe
+/// ones (GET, HEAD, OPTIONS, TRACE). Not only POST, PUT, PATCH and DELETE: an upstream may act on
+/// WebDAV's or its own methods too.
 pub fn is_data_changing(method: &Method) -> bool {
-    matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
+    !method.is_safe()
 }
 
 impl Cors {
@@ -106,6 +108,16 @@ mod tests {
             assert_eq!(c.check(&with_origin(&[bad])), OriginCheck::Untrusted, "{bad}");
         }
         assert_eq!(c.check(&with_origin(&["https://app.example", "https://app.example"])), OriginCheck::Untrusted);
+    }
+
+    #[test]
+    fn only_safe_methods_change_nothing() {
+        for safe in [Method::GET, Method::HEAD, Method::OPTIONS, Method::TRACE] {
+            assert!(!is_data_changing(&safe), "{safe}");
+        }
+        for changing in ["POST", "PUT", "PATCH", "DELETE", "PROPPATCH", "MOVE", "PURGE", "X-CUSTOM"] {
+            assert!(is_data_changing(&Method::from_bytes(changing.as_bytes()).unwrap()), "{changing}");
+        }
     }
 
     #[test]

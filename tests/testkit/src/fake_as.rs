@@ -180,7 +180,8 @@ pub enum Tamper {
     WrongAud,
     /// rfc9701: header `typ` `"JWT"` instead of `"token-introspection+jwt"`.
     TypJwt,
-    /// jwt mode: `exp` = now - 600.
+    /// `exp` = now - 600: the access token's in jwt mode, the answer's own in rfc9701 (a stale
+    /// answer replayed).
     Expired,
     /// jwt mode: no `exp` claim.
     MissingExp,
@@ -198,6 +199,27 @@ pub enum Tamper {
     ActiveString,
     /// Signed by the real key, then bytes of the signature are flipped.
     BadSignature,
+    /// Signed by the real key under this `kid` (path traversal, SQL-ish and other hostile key
+    /// ids): a key id may only name a key of the JWKS, never be resolved any other way.
+    Kid(String),
+    /// Signed by a key that is not in the JWKS, which the header names or carries instead.
+    ForeignKey(ForeignKey),
+    /// A header parameter set to this value (`typ`, `alg`, `crit`, …); still signed by the real
+    /// key under the real `kid`.
+    Header(String, Value),
+}
+
+/// Where the header of a [`Tamper::ForeignKey`] JWT finds the attacker's key (RFC 7515 §4.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ForeignKey {
+    /// `jku`: the URL of a JWK Set, with the attacker key's `kid`.
+    Jku(String),
+    /// `x5u`: the URL of an X.509 certificate, with the attacker key's `kid`.
+    X5u(String),
+    /// `jwk`: the attacker's public key itself, without `kid`.
+    Jwk,
+    /// `x5c`: a self-signed certificate of the attacker's key, without `kid`.
+    X5c,
 }
 
 /// What the last call to the introspection endpoint looked like.
@@ -235,6 +257,8 @@ pub struct LogoutSpec {
     pub events: bool,
     /// Signs with a key that is not in the JWKS, under the real `kid`.
     pub wrong_key: bool,
+    /// The `typ` header; `None` means `logout+jwt`.
+    pub typ: Option<String>,
     /// The `iss` claim; `None` means the issuer ([`FakeAs::url`]).
     pub iss: Option<String>,
 }
@@ -250,6 +274,7 @@ impl Default for LogoutSpec {
             events: true,
             wrong_key: false,
             iss: None,
+            typ: None,
         }
     }
 }
@@ -292,6 +317,7 @@ impl FakeAs {
             last: Mutex::new(None),
             flow: Mutex::new(Flow::new()),
             refresh_grants: AtomicUsize::new(0),
+            code_grants: AtomicUsize::new(0),
             userinfo_calls: AtomicUsize::new(0),
         });
 
@@ -408,6 +434,12 @@ impl FakeAs {
         self.inner.refresh_grants.load(Ordering::SeqCst)
     }
 
+    /// Number of `authorization_code` grant requests to `POST /token` so far, successful or
+    /// not.
+    pub fn code_grants(&self) -> usize {
+        self.inner.code_grants.load(Ordering::SeqCst)
+    }
+
     /// Makes the token endpoint sleep (asynchronously) this long before it handles a
     /// `refresh_token` grant; `0` (the default) means no delay.
     pub fn set_refresh_delay_ms(&self, ms: u64) {
@@ -487,6 +519,7 @@ struct Inner {
     /// Authorization-code flow state: codes, sessions, refresh tokens and its knobs.
     flow: Mutex<Flow>,
     refresh_grants: AtomicUsize,
+    code_grants: AtomicUsize,
     userinfo_calls: AtomicUsize,
 }
 
@@ -607,36 +640,64 @@ struct SigningKey {
     signer: Box<dyn JwsSigner>,
     public_jwk: Value,
     public_pem: Vec<u8>,
+    private_der: Vec<u8>,
 }
 
 impl SigningKey {
     fn generate(alg: &'static str, kid: &str) -> SigningKey {
-        let (signer, mut jwk, public_pem): (Box<dyn JwsSigner>, _, _) = match alg {
+        let (signer, mut jwk, public_pem, private_der): (Box<dyn JwsSigner>, _, _, _) = match alg {
             "ES256" => {
                 let kp = ES256.generate_key_pair().expect("ES256 key generation");
                 let signer = ES256.signer_from_der(kp.to_der_private_key()).expect("ES256 signer");
-                (Box::new(signer), kp.to_jwk_public_key(), kp.to_pem_public_key())
+                (Box::new(signer), kp.to_jwk_public_key(), kp.to_pem_public_key(), kp.to_der_private_key())
             }
             "RS256" => {
                 let kp = RS256.generate_key_pair(2048).expect("RS256 key generation");
                 let signer = RS256.signer_from_der(kp.to_der_private_key()).expect("RS256 signer");
-                (Box::new(signer), kp.to_jwk_public_key(), kp.to_pem_public_key())
+                (Box::new(signer), kp.to_jwk_public_key(), kp.to_pem_public_key(), kp.to_der_private_key())
             }
             "EdDSA" => {
                 let kp = EdDSA.generate_key_pair(Ed25519).expect("Ed25519 key generation");
                 let signer = EdDSA.signer_from_der(kp.to_der_private_key()).expect("EdDSA signer");
-                (Box::new(signer), kp.to_jwk_public_key(), kp.to_pem_public_key())
+                (Box::new(signer), kp.to_jwk_public_key(), kp.to_pem_public_key(), kp.to_der_private_key())
             }
             other => panic!("fake AS: unsupported alg {other:?} (use ES256, RS256 or EdDSA)"),
         };
         jwk.set_key_id(kid);
         jwk.set_algorithm(alg);
         jwk.set_key_use("sig");
-        SigningKey { kid: kid.to_string(), alg, signer, public_jwk: Value::Object(jwk.as_ref().clone()), public_pem }
+        let public_jwk = Value::Object(jwk.as_ref().clone());
+        SigningKey { kid: kid.to_string(), alg, signer, public_jwk, public_pem, private_der }
     }
 
     fn sign(&self, input: &[u8]) -> Vec<u8> {
         self.signer.sign(input).expect("JWS signing failed")
+    }
+
+    /// A DER X.509 certificate of this key, self-signed, valid for a day (for `x5c` headers).
+    fn self_signed_certificate(&self) -> Vec<u8> {
+        use openssl::asn1::Asn1Time;
+        use openssl::bn::BigNum;
+        use openssl::hash::MessageDigest;
+        use openssl::pkey::PKey;
+        use openssl::x509::{X509Builder, X509NameBuilder};
+        let key = PKey::private_key_from_der(&self.private_der).expect("own private key");
+        let mut name = X509NameBuilder::new().expect("X.509 name");
+        name.append_entry_by_text("CN", "attacker.example").expect("CN");
+        let name = name.build();
+        let mut cert = X509Builder::new().expect("X.509 builder");
+        cert.set_version(2).expect("version");
+        cert.set_serial_number(&BigNum::from_u32(1).and_then(|n| n.to_asn1_integer()).expect("serial"))
+            .expect("serial");
+        cert.set_subject_name(&name).expect("subject");
+        cert.set_issuer_name(&name).expect("issuer");
+        cert.set_pubkey(&key).expect("public key");
+        cert.set_not_before(&Asn1Time::days_from_now(0).expect("now")).expect("not before");
+        cert.set_not_after(&Asn1Time::days_from_now(1).expect("tomorrow")).expect("not after");
+        // Ed25519 signs the message itself, without a separate digest.
+        let digest = if self.alg == "EdDSA" { MessageDigest::null() } else { MessageDigest::sha256() };
+        cert.sign(&key, digest).expect("self-signature");
+        cert.build().to_der().expect("DER certificate")
     }
 }
 
@@ -677,7 +738,7 @@ impl Inner {
             Tamper::TypJwt if rfc => {
                 header.insert("typ".into(), json!("JWT"));
             }
-            Tamper::Expired if !rfc => {
+            Tamper::Expired => {
                 claims.insert("exp".into(), json!(now - 600));
             }
             Tamper::MissingExp if !rfc => {
@@ -713,13 +774,36 @@ impl Inner {
             Tamper::Hs256WithPublicKey | Tamper::Hs256WithJwkJson => {
                 header.insert("alg".into(), json!("HS256"));
             }
+            Tamper::Kid(kid) => {
+                header.insert("kid".into(), json!(kid));
+            }
+            Tamper::ForeignKey(reference) => {
+                let other = self.other_key();
+                header.remove("kid");
+                match reference {
+                    ForeignKey::Jku(url) | ForeignKey::X5u(url) => {
+                        let name = if matches!(reference, ForeignKey::Jku(_)) { "jku" } else { "x5u" };
+                        header.insert(name.into(), json!(url));
+                        header.insert("kid".into(), json!(other.kid));
+                    }
+                    ForeignKey::Jwk => {
+                        header.insert("jwk".into(), other.public_jwk.clone());
+                    }
+                    ForeignKey::X5c => {
+                        header.insert("x5c".into(), json!([STANDARD.encode(other.self_signed_certificate())]));
+                    }
+                }
+            }
+            Tamper::Header(name, value) => {
+                header.insert(name.clone(), value.clone());
+            }
             _ => {}
         }
 
         let input = format!("{}.{}", b64_json(&header), b64_json(&claims));
         let signature = match tamper {
             Tamper::AlgNone => Vec::new(),
-            Tamper::WrongKey | Tamper::UnknownKid => self.other_key().sign(input.as_bytes()),
+            Tamper::WrongKey | Tamper::UnknownKid | Tamper::ForeignKey(_) => self.other_key().sign(input.as_bytes()),
             Tamper::Hs256WithPublicKey => hmac_sha256(&key.public_pem, input.as_bytes()),
             Tamper::Hs256WithJwkJson => {
                 let jwk = serde_json::to_vec(&key.public_jwk).expect("serialise JWK");
@@ -993,6 +1077,9 @@ fn invalid_client(auth: &ClientAuth) -> HttpResponse {
 async fn token(req: HttpRequest, body: web::Bytes, st: State) -> HttpResponse {
     let form = parse_form(&body);
     let grant_type = form_get(&form, "grant_type").unwrap_or("").to_string();
+    if grant_type == "authorization_code" {
+        st.code_grants.fetch_add(1, Ordering::SeqCst);
+    }
     if grant_type == "refresh_token" {
         st.refresh_grants.fetch_add(1, Ordering::SeqCst);
         let delay = lock(&st.flow).refresh_delay_ms;
@@ -1053,6 +1140,8 @@ mod tests {
             assert_eq!(k.public_jwk["alg"], alg);
             assert!(k.public_jwk.get("d").is_none(), "public JWK has private part");
             assert!(!k.sign(b"x").is_empty());
+            let cert = openssl::x509::X509::from_der(&k.self_signed_certificate()).unwrap();
+            assert!(cert.verify(&cert.public_key().unwrap()).unwrap(), "{alg}: self-signed");
         }
     }
 }

@@ -24,7 +24,9 @@ pub mod redis_server;
 pub mod redis_topologies;
 pub mod upstream;
 
-pub use fake_as::{Behaviour, Discovery, FakeAs, FakeAsOptions, IntrospectionRecord, LogoutSpec, Tamper, TokenSpec};
+pub use fake_as::{
+    Behaviour, Discovery, FakeAs, FakeAsOptions, ForeignKey, IntrospectionRecord, LogoutSpec, Tamper, TokenSpec,
+};
 pub use fake_opa::{FakeOpa, OpaBehaviour};
 pub use redis_server::RedisServer;
 pub use redis_topologies::{RedisCluster, RedisSentinel, RedisTls};

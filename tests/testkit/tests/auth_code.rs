@@ -510,8 +510,10 @@ fn logout_tokens_verify_and_carry_the_event() {
             events: false,
             wrong_key: false,
             iss: Some("https://evil.example".into()),
+            typ: Some("JWT".into()),
         });
-        let (_, claims) = verify(&fake, &jwt).unwrap();
+        let (header, claims) = verify(&fake, &jwt).unwrap();
+        assert_eq!(header["typ"], "JWT");
         assert_eq!(claims["iss"], "https://evil.example");
         assert_eq!(claims["aud"], "other-client");
         assert_eq!(claims["iat"], 1_000_000);

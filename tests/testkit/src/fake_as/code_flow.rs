@@ -364,6 +364,7 @@ impl Inner {
     }
 
     pub(super) fn logout_token(&self, spec: LogoutSpec) -> String {
+        let typ = spec.typ.as_deref().unwrap_or("logout+jwt").to_string();
         let iat = spec.iat.unwrap_or_else(now);
         let mut claims = Map::new();
         claims.insert("iss".into(), json!(spec.iss.unwrap_or_else(|| self.url.clone())));
@@ -383,7 +384,7 @@ impl Inner {
         if spec.nonce {
             claims.insert("nonce".into(), json!(random_b64(12)));
         }
-        self.sign_jwt("logout+jwt", &claims, spec.wrong_key)
+        self.sign_jwt(&typ, &claims, spec.wrong_key)
     }
 }
 

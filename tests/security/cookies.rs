@@ -1,0 +1,295 @@
+//! The OAuth Proxy and the cookie-reading agent endpoints, with a genuine session's cookies changed one
+//! way or another: tampered, truncated, of another version or key, moved to another cookie's name,
+//! shadowed by a forgery; the CSRF header missing, wrong or without its cookie; untrusted, `null` and
+//! look-alike Origins. Every refusal carries CORS headers exactly when the Origin is trusted; no case
+//! issues a cookie or reaches the upstream, and only the cases marked so reach the authorization server
+//! (a moved cookie decrypts, so the server is what refuses the token inside it).
+
+use crate::answer::{Answer, Expect, BARE, INVALID_TOKEN};
+use crate::spa::{token_handler_config, Browser, KEY1, ORIGIN};
+use crate::support::{client, Env};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use reqwest::Method;
+use shroud::config::ResponseMode;
+use shroud::token_handler::crypto::CookieCipher;
+
+const AT: &str = "shroud-at";
+const CSRF: &str = "shroud-csrf";
+const AUTH: &str = "shroud-auth";
+const ID: &str = "shroud-id";
+const LOGIN: &str = "shroud-login";
+
+/// What the CSRF header carries.
+#[derive(Debug, Clone, Copy)]
+pub enum CsrfHeader {
+    /// No header.
+    Absent,
+    /// This value.
+    Value(&'static str),
+    /// The CSRF cookie's encrypted value, as it is on the wire.
+    CookieCiphertext,
+}
+
+/// One change to the genuine session's request.
+#[derive(Debug, Clone, Copy)]
+pub enum Change {
+    /// One bit of the cookie's ciphertext flipped.
+    FlipBit(&'static str),
+    /// The cookie's value cut short.
+    Truncate(&'static str),
+    /// The cookie's format version byte set to 2.
+    Version(&'static str),
+    /// The cookie's plaintext encrypted under a key Shroud does not have.
+    OtherKey(&'static str),
+    /// A value that is not base64url.
+    NotBase64(&'static str),
+    /// An empty value.
+    Empty(&'static str),
+    /// The cookie left out.
+    Remove(&'static str),
+    /// The first cookie's value sent under the second's name, instead of the second's own.
+    Move(&'static str, &'static str),
+    /// The cookie sent under another name only.
+    Rename(&'static str, &'static str),
+    /// A forged copy of the cookie sent before the genuine one.
+    Shadow(&'static str),
+    /// The CSRF header.
+    Csrf(CsrfHeader),
+    /// The Origin header (`None`: absent).
+    Origin(Option<&'static str>),
+    /// Two Origin headers: the trusted one, then another.
+    TwoOrigins,
+}
+
+/// One hostile request with a (changed) session.
+pub struct Case {
+    /// What the attack is.
+    pub name: &'static str,
+    /// The method.
+    pub method: Method,
+    /// The path.
+    pub path: &'static str,
+    /// What is changed.
+    pub changes: Vec<Change>,
+    /// What Shroud must answer.
+    pub expect: Expect,
+    /// Whether the refusal is the authorization server's answer (introspection, token or userinfo call).
+    pub asks_the_server: bool,
+}
+
+/// 401 `unauthorized_request`: the OAuth Proxy's and the agent's refusal of a cookie request.
+const REFUSED: Expect = Expect::json(401, "unauthorized_request");
+/// The token inside a moved cookie is not an access token the server knows.
+const TOKEN_REFUSED: Expect = Expect::bearer(401, "invalid_token", INVALID_TOKEN);
+
+fn case(name: &'static str, method: Method, path: &'static str, changes: &[Change], expect: Expect) -> Case {
+    Case { name, method, path, changes: changes.to_vec(), expect, asks_the_server: false }
+}
+
+fn asking(name: &'static str, method: Method, path: &'static str, changes: &[Change], expect: Expect) -> Case {
+    Case { asks_the_server: true, ..case(name, method, path, changes, expect) }
+}
+
+/// A method that changes data and is none of the four usual ones.
+fn webdav() -> Method {
+    Method::from_bytes(b"PROPPATCH").unwrap()
+}
+
+/// The cases.
+pub fn cases() -> Vec<Case> {
+    use Change::*;
+    use Method as M;
+    let api = "/spa/x";
+    vec![
+        case("at: one bit flipped", M::GET, api, &[FlipBit(AT)], REFUSED),
+        case("at: truncated", M::GET, api, &[Truncate(AT)], REFUSED),
+        case("at: format version 2", M::GET, api, &[Version(AT)], REFUSED),
+        case("at: encrypted under another key", M::GET, api, &[OtherKey(AT)], REFUSED),
+        case("at: not base64url", M::GET, api, &[NotBase64(AT)], REFUSED),
+        case("at: empty", M::GET, api, &[Empty(AT)], REFUSED),
+        case("at: missing", M::GET, api, &[Remove(AT)], REFUSED),
+        case("at: under another prefix", M::GET, api, &[Rename(AT, "other-at")], REFUSED),
+        case("at: a forgery shadowing the genuine cookie", M::GET, api, &[Shadow(AT)], REFUSED),
+        asking("the CSRF cookie moved to at", M::GET, api, &[Move(CSRF, AT)], TOKEN_REFUSED),
+        asking("the refresh-token cookie moved to at", M::GET, api, &[Move(AUTH, AT)], TOKEN_REFUSED),
+        asking("the ID-token cookie moved to at", M::GET, api, &[Move(ID, AT)], TOKEN_REFUSED),
+        asking("the login cookie moved to at", M::GET, api, &[Move(LOGIN, AT)], TOKEN_REFUSED),
+        asking(
+            "the refresh-token cookie moved to at, on userInfo",
+            M::GET,
+            "/oauth-agent/userInfo",
+            &[Move(AUTH, AT)],
+            Expect::json(401, "token_expired"),
+        ),
+        asking(
+            "the at cookie moved to the refresh-token cookie",
+            M::POST,
+            "/oauth-agent/refresh",
+            &[Move(AT, AUTH)],
+            Expect::json(401, "session_expired"),
+        ),
+        case("the at cookie moved to the ID-token cookie", M::GET, "/oauth-agent/claims", &[Move(AT, ID)], REFUSED),
+        case("the at cookie moved to the CSRF cookie", M::POST, api, &[Move(AT, CSRF)], REFUSED),
+        case("refresh: refresh-token cookie tampered", M::POST, "/oauth-agent/refresh", &[FlipBit(AUTH)], REFUSED),
+        case("claims: ID-token cookie tampered", M::GET, "/oauth-agent/claims", &[FlipBit(ID)], REFUSED),
+        case("session cookies on a bearer route", M::GET, "/api/x", &[], Expect::bearer(401, "unauthorized", BARE)),
+        case("csrf: no header on POST", M::POST, api, &[Csrf(CsrfHeader::Absent)], REFUSED),
+        case("csrf: no header on PUT", M::PUT, api, &[Csrf(CsrfHeader::Absent)], REFUSED),
+        case("csrf: no header on PATCH", M::PATCH, api, &[Csrf(CsrfHeader::Absent)], REFUSED),
+        case("csrf: no header on DELETE", M::DELETE, api, &[Csrf(CsrfHeader::Absent)], REFUSED),
+        case("csrf: no header on a WebDAV method", webdav(), api, &[Csrf(CsrfHeader::Absent)], REFUSED),
+        case("csrf: wrong header", M::POST, api, &[Csrf(CsrfHeader::Value("guessed"))], REFUSED),
+        case("csrf: header without its cookie", M::POST, api, &[Remove(CSRF)], REFUSED),
+        case("csrf: header is the cookie's ciphertext", M::POST, api, &[Csrf(CsrfHeader::CookieCiphertext)], REFUSED),
+        case("csrf: cookie tampered", M::POST, api, &[FlipBit(CSRF)], REFUSED),
+        case("csrf: cookie under another key", M::POST, api, &[OtherKey(CSRF)], REFUSED),
+        case("origin: untrusted", M::GET, api, &[Origin(Some("http://evil.example"))], REFUSED),
+        case("origin: null", M::GET, api, &[Origin(Some("null"))], REFUSED),
+        case(
+            "origin: trusted origin as a prefix",
+            M::GET,
+            api,
+            &[Origin(Some("http://127.0.0.1:8080.evil.example"))],
+            REFUSED,
+        ),
+        case(
+            "origin: trusted origin as userinfo",
+            M::GET,
+            api,
+            &[Origin(Some("http://127.0.0.1:8080@evil.example"))],
+            REFUSED,
+        ),
+        case("origin: trailing slash", M::GET, api, &[Origin(Some("http://127.0.0.1:8080/"))], REFUSED),
+        case("origin: https instead of http", M::GET, api, &[Origin(Some("https://127.0.0.1:8080"))], REFUSED),
+        case("origin: another port", M::GET, api, &[Origin(Some("http://127.0.0.1:8081"))], REFUSED),
+        case("origin: the trusted one and another", M::GET, api, &[TwoOrigins], REFUSED),
+        case("origin: none on POST", M::POST, api, &[Origin(None)], REFUSED),
+        case("origin: none on a WebDAV method", webdav(), api, &[Origin(None)], REFUSED),
+        case("origin: untrusted preflight", M::OPTIONS, api, &[Origin(Some("http://evil.example"))], REFUSED),
+    ]
+}
+
+/// A cookie as sent: name, value, the path it was set on.
+type Sent = (String, String, String);
+
+fn tamper(value: &str, change: impl FnOnce(&mut Vec<u8>)) -> String {
+    let mut raw = URL_SAFE_NO_PAD.decode(value).unwrap();
+    change(&mut raw);
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn key1() -> CookieCipher {
+    CookieCipher::new(&[hex::decode(KEY1).unwrap().try_into().unwrap()])
+}
+
+/// The request a case sends: cookies in order, CSRF header, Origins.
+struct Request {
+    jar: Vec<Sent>,
+    csrf: Option<String>,
+    origins: Vec<&'static str>,
+}
+
+impl Request {
+    fn genuine(browser: &Browser) -> Request {
+        let jar = browser.cookies.iter().map(|(n, c)| (n.clone(), c.value.clone(), c.path.clone())).collect();
+        Request { jar, csrf: browser.csrf.clone(), origins: vec![ORIGIN] }
+    }
+
+    fn value(&self, name: &str) -> String {
+        self.jar.iter().find(|(n, _, _)| n == name).map(|(_, v, _)| v.clone()).unwrap()
+    }
+
+    fn set(&mut self, name: &str, value: String) {
+        self.jar.iter_mut().filter(|(n, _, _)| n == name).for_each(|(_, v, _)| *v = value.clone());
+    }
+
+    fn apply(&mut self, change: Change) {
+        match change {
+            Change::FlipBit(name) => self.set(name, tamper(&self.value(name), |raw| raw[20] ^= 0x01)),
+            Change::Truncate(name) => {
+                let value = self.value(name);
+                self.set(name, value[..value.len() - 8].to_string());
+            }
+            Change::Version(name) => self.set(name, tamper(&self.value(name), |raw| raw[0] = 2)),
+            Change::OtherKey(name) => {
+                let plain = key1().decrypt(&self.value(name)).unwrap();
+                self.set(name, CookieCipher::new(&[[7u8; 32]]).encrypt(&plain));
+            }
+            Change::NotBase64(name) => self.set(name, "not*base64!".into()),
+            Change::Empty(name) => self.set(name, String::new()),
+            Change::Remove(name) => self.jar.retain(|(n, _, _)| n != name),
+            Change::Move(from, to) => self.set(to, self.value(from)),
+            Change::Rename(from, to) => self.jar.iter_mut().filter(|(n, _, _)| n == from).for_each(|(n, _, _)| {
+                *n = to.to_string();
+            }),
+            Change::Shadow(name) => {
+                let forged = tamper(&self.value(name), |raw| raw[20] ^= 0x01);
+                let at = self.jar.iter().position(|(n, _, _)| n == name).unwrap();
+                let path = self.jar[at].2.clone();
+                self.jar.insert(at, (name.to_string(), forged, path));
+            }
+            Change::Csrf(CsrfHeader::Absent) => self.csrf = None,
+            Change::Csrf(CsrfHeader::Value(value)) => self.csrf = Some(value.into()),
+            Change::Csrf(CsrfHeader::CookieCiphertext) => self.csrf = Some(self.value(CSRF)),
+            Change::Origin(origin) => self.origins = origin.into_iter().collect(),
+            Change::TwoOrigins => self.origins = vec![ORIGIN, "http://evil.example"],
+        }
+    }
+
+    async fn send(&self, base: &str, method: Method, path: &str) -> Answer {
+        let mut req = client().request(method.clone(), format!("{base}{path}"));
+        let cookies: Vec<String> = self
+            .jar
+            .iter()
+            .filter(|(_, _, p)| path.starts_with(p.as_str()))
+            .map(|(n, v, _)| format!("{n}={v}"))
+            .collect();
+        if !cookies.is_empty() {
+            req = req.header("cookie", cookies.join("; "));
+        }
+        if let Some(csrf) = &self.csrf {
+            req = req.header("x-shroud-csrf", csrf);
+        }
+        for origin in &self.origins {
+            req = req.header("origin", *origin);
+        }
+        if method == Method::OPTIONS {
+            req = req.header("access-control-request-method", "POST");
+        }
+        Answer::read(req.send().await.unwrap()).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_cookies_csrf_and_origins_are_refused() {
+    let env = Env::with(ResponseMode::Rfc9701, token_handler_config);
+    let base = env.shroud.url();
+    let mut genuine = Browser::new(&base);
+    genuine.login().await;
+    // A second login in progress, for its login cookie; the session above stays.
+    genuine.start_login().await;
+    let server_calls = || env.idp.introspections() + env.idp.refresh_grants() + env.idp.userinfo_calls();
+    for case in cases() {
+        let mut request = Request::genuine(&genuine);
+        for change in &case.changes {
+            request.apply(*change);
+        }
+        let calls = server_calls();
+        let answer = request.send(&base, case.method.clone(), case.path).await;
+        answer.assert(case.name, &case.expect);
+        assert_eq!(env.api.hits(), 0, "{}: nothing reached the upstream", case.name);
+        assert_eq!(answer.cookies_issued(), Vec::<&str>::new(), "{}: no cookie issued", case.name);
+        let asked = server_calls() > calls;
+        assert_eq!(asked, case.asks_the_server, "{}: whether the authorization server was asked", case.name);
+        if !case.path.starts_with("/api") {
+            let trusted = request.origins == [ORIGIN];
+            let cors = answer.header("access-control-allow-origin");
+            assert_eq!(cors, trusted.then_some(ORIGIN), "{}: CORS exactly for a trusted Origin", case.name);
+        }
+    }
+    // The genuine session still works, for reading and writing.
+    assert_eq!(genuine.send(Method::GET, "/spa/x", None).await.status(), 200, "control");
+    assert_eq!(genuine.send(Method::POST, "/spa/x", None).await.status(), 200, "control");
+    assert_eq!(env.api.hits(), 2);
+}
