@@ -77,9 +77,23 @@ fn parse_object(body: &[u8]) -> Result<Map<String, Value>, AnswerError> {
     }
 }
 
-/// Reads an RFC 7662 member set: `active` must be exactly the boolean `true`.
+/// Whether the answer describes a refresh token (RFC 7662 `token_type` as Curity and node-oidc-provider
+/// write it, or Keycloak's `typ`): only access tokens may pass the gateway, even when a refresh token is
+/// presented where an access token belongs (e.g. moved into the access-token cookie).
+fn is_refresh_token(members: &Map<String, Value>) -> bool {
+    let says = |name: &str| members.get(name).and_then(Value::as_str).map(str::to_ascii_lowercase);
+    matches!(says("token_type").as_deref(), Some("refresh_token" | "refresh"))
+        || matches!(says("typ").as_deref(), Some("refresh" | "offline"))
+}
+
+/// Reads an RFC 7662 member set: `active` must be exactly the boolean `true`, and the token must not be a
+/// refresh token.
 fn from_members(members: Map<String, Value>) -> Result<Introspected, AnswerError> {
     match members.get("active") {
+        Some(Value::Bool(true)) if is_refresh_token(&members) => {
+            log::warn!("a refresh token was presented as an access token; refused");
+            Ok(Introspected::Inactive)
+        }
         Some(Value::Bool(true)) => Ok(Introspected::Active { claims: members, jwt: None }),
         Some(Value::Bool(false)) => Ok(Introspected::Inactive),
         _ => Err(AnswerError::Malformed("introspection response has no boolean `active`")),
@@ -156,6 +170,21 @@ mod tests {
 
     fn ctx(mode: ResponseMode) -> Context<'static> {
         Context { mode, issuer: "https://as", client_id: "gateway", leeway: 30, now: 1000 }
+    }
+
+    #[test]
+    fn refresh_tokens_never_pass_as_access_tokens() {
+        let (keys, c) = (KeySet::default(), ctx(ResponseMode::Json));
+        for answer in [
+            r#"{"active":true,"sub":"a","token_type":"refresh_token"}"#,
+            r#"{"active":true,"sub":"a","token_type":"Refresh"}"#,
+            r#"{"active":true,"sub":"a","typ":"Refresh"}"#,
+            r#"{"active":true,"sub":"a","typ":"Offline"}"#,
+        ] {
+            assert_eq!(interpret(&raw(200, answer), &keys, &c), Ok(Introspected::Inactive), "{answer}");
+        }
+        let bearer = r#"{"active":true,"sub":"a","token_type":"Bearer"}"#;
+        assert!(matches!(interpret(&raw(200, bearer), &keys, &c), Ok(Introspected::Active { .. })));
     }
 
     #[test]
