@@ -21,3 +21,4 @@ pub mod pipeline;
 pub mod secret;
 pub mod server;
 pub mod token_handler;
+pub mod transport;

@@ -87,6 +87,13 @@ pub async fn handle(
     if let (Some(origin), Some(th)) = (&trace.cors_origin, &gateway.token_handler) {
         th.cors.decorate(response.headers_mut(), origin);
     }
+    if gateway.server_tls.is_some() && gateway.token_handler.is_some() && trace.route.is_some_and(Route::takes_cookies)
+    {
+        response.headers_mut().insert(
+            actix_web::http::header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(crate::transport::HSTS),
+        );
+    }
     let elapsed = started.elapsed();
     let route = trace.route.map_or("-", |r| r.prefix.as_str());
     let cache = trace.tier.map_or("-", |t| t.label());
