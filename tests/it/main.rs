@@ -16,4 +16,5 @@ mod redis_tier;
 mod scale_out;
 mod spa;
 mod token_handler;
+mod transport;
 mod verification;
