@@ -431,3 +431,60 @@ async fn serve_warns_about_insecure_skip_verify_and_never_logs_assertions_or_key
         assert!(!logs.contains(secret), "{secret:?} appears in the logs:\n{logs}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opa_certificates_are_verified() {
+    let pki = TestPki::new();
+    let server = pki.server();
+    let opa = shroud_testkit::FakeOpa::start_tls(
+        "package shroud\n\ndefault allow := false\n\nallow if input.method == \"GET\"\n",
+        &server.cert_pem,
+        &server.key_pem,
+    );
+    assert!(opa.url().starts_with("https://"));
+    let with_opa = |mut c: Config| {
+        let mut r = route("/hr", &c.routes[0].upstream, &[]);
+        r.opa =
+            Some(shroud::config::OpaConfig { url: opa.data_url("shroud/allow"), timeout_ms: 1000, cache_seconds: 0 });
+        c.routes.push(r);
+        c
+    };
+    let trusted = Env::with(ResponseMode::Json, |c| {
+        let mut c = with_opa(c);
+        c.tls_client.ca_file = ca_file(&pki);
+        c
+    });
+    let token = trusted.token("opa-token", "read");
+    assert_eq!(trusted.get("/hr/x", Some(&token)).await.status(), 200, "OPA reached with the private CA");
+    assert_eq!(opa.requests(), 1);
+
+    let untrusted = Env::with(ResponseMode::Json, with_opa);
+    let token = untrusted.token("opa-token", "read");
+    let resp = untrusted.get("/hr/x", Some(&token)).await;
+    assert_refusal(resp, 503, "policy_service_unavailable", None).await;
+    assert_eq!(opa.requests(), 1, "no decision asked over an unverified connection");
+}
+
+#[test]
+fn check_config_reads_the_transport_files() {
+    let pki = TestPki::new();
+    let (one, two) = (pki.server(), pki.server());
+    let tls = |cert: &std::path::Path, key: &std::path::Path| {
+        format!(
+            "\n[server.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n\n[tls_client]\nca_file = \"{}\"\n",
+            cert.display(),
+            key.display(),
+            pki.ca_file().display()
+        )
+    };
+    let good = crate::cli::write_config(&crate::cli::base_config(&tls(&one.cert_file, &one.key_file)));
+    let out = crate::cli::shroud(&["check-config", "--config", good.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("[server.tls]") && stdout.contains("[tls_client]"), "{stdout}");
+    let bad = crate::cli::write_config(&crate::cli::base_config(&tls(&one.cert_file, &two.key_file)));
+    let out = crate::cli::shroud(&["check-config", "--config", bad.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid configuration key `server.tls.key_file`"), "{stderr}");
+}
