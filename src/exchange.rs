@@ -62,7 +62,7 @@ impl Exchanger {
         })?;
         let endpoint = metadata.introspection_endpoint.as_deref().unwrap_or_default();
         let started = Instant::now();
-        let called = self.client.call(endpoint, token).await;
+        let called = self.client.call(endpoint, &metadata.issuer, token).await;
         self.metrics.introspection_latency.observe(started.elapsed().as_secs_f64());
         let raw = called.map_err(|e| self.call_failed(e))?;
         let ctx = Context {

@@ -5,6 +5,7 @@ use crate::cache::invalidation::{Invalidation, Subscriber};
 use crate::cache::redis::RedisTier;
 use crate::cache::seal::Sealer;
 use crate::cache::GrantCache;
+use crate::client_auth::ClientAuth;
 use crate::config::{validate::hex_key, CacheBackend, Config, ResponseMode};
 use crate::exchange::Exchanger;
 use crate::introspection::client::IntrospectionClient;
@@ -15,6 +16,7 @@ use crate::pipeline::route::RouteTable;
 use crate::pipeline::throttle::{LimitSource, TrustedProxies};
 use crate::token_handler::sessions::Sessions;
 use crate::token_handler::TokenHandler;
+use crate::transport::{OutboundTls, ServerTls};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,21 +42,66 @@ pub struct Gateway {
     pub opa_http: reqwest::Client,
     /// Peers trusted to name the client in `X-Forwarded-For` (for per-IP rate limits).
     pub trusted_proxies: TrustedProxies,
+    /// The listener's certificate when it serves HTTPS (`[server.tls]`).
+    pub server_tls: Option<ServerTls>,
+    /// How outbound connections verify their peers (`[tls_client]`).
+    pub outbound_tls: OutboundTls,
 }
 
 /// An error building the gateway, naming the configuration key at fault.
 pub type BuildError = crate::config::ConfigError;
 
-/// Builds the HTTP client used for every call to the authorization server.
-fn as_client(timeout: Duration) -> Result<reqwest::Client, BuildError> {
-    reqwest::Client::builder()
+/// Builds an HTTP client for calls to the authorization server, presenting `identity` on its TLS
+/// connections when the client authenticates with a certificate.
+fn as_client(
+    timeout: Duration,
+    tls: &OutboundTls,
+    identity: Option<&reqwest::Identity>,
+    key: &str,
+) -> Result<reqwest::Client, BuildError> {
+    let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("shroud/", env!("CARGO_PKG_VERSION")))
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build()
-        .map_err(|e| BuildError::new("introspection", format!("cannot build HTTP client: {e}")))
+        .pool_idle_timeout(Duration::from_secs(60));
+    builder = tls.reqwest(builder);
+    if let Some(identity) = identity {
+        builder = builder.identity(identity.clone());
+    }
+    builder.build().map_err(|e| BuildError::new(key, format!("cannot build HTTP client: {e}")))
+}
+
+/// Everything the configuration names on disk, read and checked (for `shroud check-config` and start):
+/// the phantom signing key, the listener's certificate, the outbound CA bundle and the clients' keys and
+/// certificates.
+pub struct Material {
+    /// The phantom signer (absent in `jwt` mode).
+    pub signer: Option<Arc<PhantomSigner>>,
+    /// The listener's certificate and key.
+    pub server_tls: Option<ServerTls>,
+    /// Outbound verification.
+    pub outbound_tls: OutboundTls,
+    /// The introspecting client's credentials.
+    pub introspection_auth: ClientAuth,
+    /// The SPA client's credentials (token handler enabled).
+    pub token_handler_auth: Option<ClientAuth>,
+}
+
+impl Material {
+    /// Reads every file the configuration names; errors name the key.
+    pub fn load(config: &Config) -> Result<Material, BuildError> {
+        Ok(Material {
+            signer: load_signer(config)?,
+            server_tls: ServerTls::load(&config.server.tls)?,
+            outbound_tls: OutboundTls::load(&config.tls_client)?,
+            introspection_auth: ClientAuth::load(&config.introspection.client_auth())?,
+            token_handler_auth: match config.token_handler.enabled {
+                true => Some(ClientAuth::load(&config.token_handler.client_auth())?),
+                false => None,
+            },
+        })
+    }
 }
 
 /// Loads the phantom signing key when the mode mints JWTs.
@@ -83,12 +130,17 @@ impl Gateway {
     /// Builds the runtime state from a validated configuration. Touches the file system (signing key)
     /// but not the network: the authorization server and Redis are reached lazily.
     pub fn build(config: Config) -> Result<Gateway, BuildError> {
+        let Material { signer, server_tls, outbound_tls, introspection_auth, token_handler_auth } =
+            Material::load(&config)?;
+        if outbound_tls.insecure() {
+            log::warn!("{}", crate::transport::INSECURE_WARNING);
+        }
         let metrics = Arc::new(Metrics::new());
-        let http = as_client(Duration::from_millis(config.introspection.timeout_ms))?;
+        let timeout = Duration::from_millis(config.introspection.timeout_ms);
+        let http = as_client(timeout, &outbound_tls, None, "issuer.url")?;
         let mode = config.introspection.response;
         let needs_keys = mode != ResponseMode::Json || config.token_handler.enabled;
         let issuer = Arc::new(Issuer::new(http.clone(), config.issuer.clone(), needs_keys));
-        let signer = load_signer(&config)?;
         let sealer = if config.cache.key_secret.is_empty() {
             Sealer::random()
         } else {
@@ -107,15 +159,26 @@ impl Gateway {
         };
         let routes = RouteTable::new(&config.routes, &metrics, &limits);
         let trusted_proxies = TrustedProxies::new(&config.rate_limit.trusted_proxies);
-        let token_handler = if config.token_handler.enabled {
-            let sessions = Arc::new(Sessions::new(sealer.clone(), redis));
-            Some(TokenHandler::build(&config, http.clone(), issuer.clone(), sealer, sessions)?)
-        } else {
-            None
+        let token_handler = match token_handler_auth {
+            Some(auth) => {
+                let sessions = Arc::new(Sessions::new(sealer.clone(), redis));
+                let th_http = match auth.identity() {
+                    Some(identity) => {
+                        as_client(timeout, &outbound_tls, Some(identity), "token_handler.client_cert_file")?
+                    }
+                    None => http.clone(),
+                };
+                Some(TokenHandler::build(&config, th_http, auth, issuer.clone(), sealer, sessions)?)
+            }
+            None => None,
         };
-        let client = IntrospectionClient::new(http, &config.introspection);
+        let introspection_http = match introspection_auth.identity() {
+            Some(identity) => as_client(timeout, &outbound_tls, Some(identity), "introspection.client_cert_file")?,
+            None => http,
+        };
+        let client = IntrospectionClient::new(introspection_http, introspection_auth, mode);
         let exchanger = Exchanger::new(&config, issuer.clone(), client, signer.clone(), metrics.clone());
-        let opa_http = crate::pipeline::opa::http_client()
+        let opa_http = crate::pipeline::opa::http_client(&outbound_tls)
             .map_err(|e| BuildError::new("routes.opa", format!("cannot build HTTP client: {e}")))?;
         Ok(Gateway {
             config,
@@ -128,6 +191,8 @@ impl Gateway {
             metrics,
             opa_http,
             trusted_proxies,
+            server_tls,
+            outbound_tls,
         })
     }
 }

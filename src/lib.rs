@@ -22,3 +22,4 @@ pub mod rate_limit;
 pub mod secret;
 pub mod server;
 pub mod token_handler;
+pub mod transport;

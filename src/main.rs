@@ -51,7 +51,7 @@ fn main() -> ExitCode {
             }
         },
         Command::CheckConfig { config } => {
-            match load(config).and_then(|c| shroud::gateway::load_signer(&c).map(|_| c)) {
+            match load(config).and_then(|c| shroud::gateway::Material::load(&c).map(|_| c)) {
                 Ok(c) => {
                     print!("{}", c.redacted_toml());
                     eprintln!("configuration OK");

@@ -20,14 +20,17 @@ fn build(gateway: Arc<Gateway>) -> std::io::Result<(Server, SocketAddr)> {
     let agent_path = gateway.token_handler.as_ref().map(|th| th.config.base_path.clone());
     let serve_openapi = gateway.config.server.openapi;
     let limits = gateway.config.server.clone();
+    let hsts = gateway.server_tls.is_some();
+    let tls = gateway.server_tls.clone();
     let data = web::Data::from(gateway);
     let server = HttpServer::new(move || {
+        let upstream = pipeline::forward::upstream_client(&data.outbound_tls);
         let mut app = App::new()
             .app_data(data.clone())
-            .app_data(web::Data::new(pipeline::forward::upstream_client()))
+            .app_data(web::Data::new(upstream))
             .configure(ops::configure(serve_openapi));
         if let Some(base_path) = &agent_path {
-            app = app.configure(agent::configure(base_path));
+            app = app.configure(agent::configure(base_path, hsts));
         }
         app.default_service(web::to(pipeline::handle))
     })
@@ -36,8 +39,11 @@ fn build(gateway: Arc<Gateway>) -> std::io::Result<(Server, SocketAddr)> {
     .keep_alive(Duration::from_secs(limits.keep_alive_seconds))
     .max_connections(limits.max_connections)
     .disable_signals()
-    .shutdown_timeout(5)
-    .bind(&listen)?;
+    .shutdown_timeout(5);
+    let server = match tls {
+        Some(tls) => server.bind_openssl(&listen, tls.acceptor().map_err(std::io::Error::other)?)?,
+        None => server.bind(&listen)?,
+    };
     let addr = server.addrs().first().copied().ok_or_else(|| std::io::Error::other("no listening address"))?;
     Ok((server.run(), addr))
 }
@@ -145,7 +151,8 @@ pub fn serve(config: Config) -> Result<(), BuildError> {
     actix_web::rt::System::new()
         .block_on(async move {
             let servers = Servers::bind(&gateway)?;
-            log::info!("shroud listening on http://{}", servers.proxy.1);
+            let scheme = if gateway.server_tls.is_some() { "https" } else { "http" };
+            log::info!("shroud listening on {scheme}://{}", servers.proxy.1);
             if let Some((_, addr)) = &servers.admin {
                 log::info!("admin API listening on http://{addr}");
             }
@@ -187,14 +194,16 @@ pub struct Running {
     pub admin_addr: Option<SocketAddr>,
     /// The shared state (for inspection).
     pub gateway: Arc<Gateway>,
+    /// Whether the listener serves HTTPS.
+    pub tls: bool,
     handles: Vec<ServerHandle>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Running {
-    /// `http://addr`.
+    /// `http://addr`, or `https://addr` when the listener serves HTTPS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
     }
 }
 
@@ -241,5 +250,6 @@ pub fn spawn(config: Config) -> Result<Running, BuildError> {
         .recv()
         .map_err(|_| BuildError::new("server", "server thread ended early"))?
         .map_err(|e| BuildError::new("server.listen", e.to_string()))?;
-    Ok(Running { addr, admin_addr, gateway, handles, thread: Some(thread) })
+    let tls = gateway.server_tls.is_some();
+    Ok(Running { addr, admin_addr, gateway, tls, handles, thread: Some(thread) })
 }

@@ -4,7 +4,10 @@
 //   node scripts/dev-idp/index.js
 //
 // Prints `dev-idp listening on <issuer>` on stdout once it accepts connections; logs to stderr.
+import { createPublicKey } from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 
 const HOST = '127.0.0.1';
 
@@ -26,6 +29,36 @@ function positiveInt(name, fallback) {
   return n;
 }
 
+function readFile(name) {
+  try {
+    return fs.readFileSync(process.env[name]);
+  } catch (err) {
+    return fail(`${name}: cannot read ${process.env[name]} (${err.message})`);
+  }
+}
+
+/** HTTPS (DEV_IDP_TLS_CERT + DEV_IDP_TLS_KEY), optionally asking clients for certificates (DEV_IDP_TLS_CLIENT_CA). */
+function tlsSettings(env) {
+  if (!env.DEV_IDP_TLS_CERT && !env.DEV_IDP_TLS_KEY) {
+    if (env.DEV_IDP_TLS_CLIENT_CA) fail('DEV_IDP_TLS_CLIENT_CA needs DEV_IDP_TLS_CERT and DEV_IDP_TLS_KEY');
+    return undefined;
+  }
+  if (!env.DEV_IDP_TLS_CERT || !env.DEV_IDP_TLS_KEY) fail('DEV_IDP_TLS_CERT and DEV_IDP_TLS_KEY go together');
+  const tls = { cert: readFile('DEV_IDP_TLS_CERT'), key: readFile('DEV_IDP_TLS_KEY') };
+  if (env.DEV_IDP_TLS_CLIENT_CA) tls.ca = readFile('DEV_IDP_TLS_CLIENT_CA');
+  return tls;
+}
+
+/** The public JWK of DEV_IDP_GATEWAY_JWT_KEY (a PEM public or private key), for the private_key_jwt client. */
+function gatewayJwk(env) {
+  if (!env.DEV_IDP_GATEWAY_JWT_KEY) return undefined;
+  try {
+    return createPublicKey(readFile('DEV_IDP_GATEWAY_JWT_KEY')).export({ format: 'jwk' });
+  } catch (err) {
+    return fail(`DEV_IDP_GATEWAY_JWT_KEY: not a PEM key (${err.message})`);
+  }
+}
+
 function settings() {
   const env = process.env;
   let port = 9090;
@@ -43,6 +76,9 @@ function settings() {
     backchannelUri: env.DEV_IDP_BACKCHANNEL_URI || 'http://127.0.0.1:8080/oauth-agent/backchannel-logout',
     accessTtl: positiveInt('DEV_IDP_ACCESS_TTL', 300),
     user,
+    tls: tlsSettings(env),
+    gatewayJwk: gatewayJwk(env),
+    mtlsSubjectDn: (env.DEV_IDP_MTLS_SUBJECT_DN || 'CN=gateway-mtls').trim(),
   };
 }
 
@@ -67,7 +103,12 @@ async function main() {
     res.statusCode = 503;
     res.end('starting');
   };
-  const server = http.createServer((req, res) => handler(req, res));
+  const listener = (req, res) => handler(req, res);
+  // With a client CA, clients are asked for a certificate but not required to send one: oidc-provider
+  // decides per client (tls_client_auth), as a production server would.
+  const server = options.tls
+    ? https.createServer({ ...options.tls, requestCert: !!options.tls.ca, rejectUnauthorized: false }, listener)
+    : http.createServer(listener);
   await new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, HOST, () => {
@@ -76,7 +117,7 @@ async function main() {
     });
   });
   const { port } = server.address();
-  const issuer = options.issuer || `http://${HOST}:${port}`;
+  const issuer = options.issuer || `${options.tls ? 'https' : 'http'}://${HOST}:${port}`;
 
   const idp = await createIdp({ ...options, issuer, log });
   handler = idp.provider.callback();
@@ -96,7 +137,16 @@ async function main() {
 
   log(`issuer ${issuer}, user ${options.user}, access token TTL ${options.accessTtl}s, `
     + `redirect_uris ${options.webRedirectUris.join(' ')}, back-channel logout ${options.backchannelUri}`);
+  const extra = clientsNote(options);
+  if (extra) log(extra);
   process.stdout.write(`dev-idp listening on ${issuer}\n`);
+}
+
+function clientsNote(options) {
+  const notes = [];
+  if (options.gatewayJwk) notes.push('gateway-jwt (private_key_jwt)');
+  if (options.tls?.ca) notes.push(`gateway-mtls (tls_client_auth, ${options.mtlsSubjectDn})`);
+  return notes.length ? `extra introspection clients: ${notes.join(', ')}` : '';
 }
 
 main().catch((err) => {

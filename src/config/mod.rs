@@ -40,6 +40,10 @@ pub struct Config {
     /// `[admin]`: the admin API's own listener (off unless `listen` is set).
     #[serde(default)]
     pub admin: AdminConfig,
+    /// `[tls_client]`: certificate verification of every outbound TLS connection (authorization server,
+    /// upstreams, OPA).
+    #[serde(default)]
+    pub tls_client: TlsClientConfig,
     /// `[[routes]]`: what is proxied where, with which credential and policy.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
@@ -91,6 +95,9 @@ pub struct ServerConfig {
     pub keep_alive_seconds: u64,
     /// Connections per worker; more wait to be accepted.
     pub max_connections: usize,
+    /// `[server.tls]`: serve HTTPS only, with this certificate and key (off while `cert_file` is empty).
+    #[serde(skip_serializing_if = "ServerTlsConfig::is_off")]
+    pub tls: ServerTlsConfig,
 }
 
 impl Default for ServerConfig {
@@ -99,12 +106,46 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".into(),
             workers: 0,
             openapi: false,
+            tls: ServerTlsConfig::default(),
             max_header_bytes: 16 * 1024,
             client_request_timeout_ms: 5_000,
             keep_alive_seconds: 30,
             max_connections: 25_000,
         }
     }
+}
+
+/// `[server.tls]`
+#[derive(Debug, Clone, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerTlsConfig {
+    /// PEM certificate, followed by its intermediate certificates (the chain sent to clients).
+    pub cert_file: String,
+    /// PEM private key of the certificate (PKCS#8 or the key type's own format).
+    pub key_file: String,
+}
+
+impl ServerTlsConfig {
+    /// Whether the listener serves HTTPS.
+    pub fn is_on(&self) -> bool {
+        !self.cert_file.is_empty() || !self.key_file.is_empty()
+    }
+
+    fn is_off(&self) -> bool {
+        !self.is_on()
+    }
+}
+
+/// `[tls_client]`
+#[derive(Debug, Clone, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsClientConfig {
+    /// PEM CA certificate(s) trusted in addition to the system's store, for every outbound connection.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub ca_file: String,
+    /// Turns certificate and host name verification off for every outbound connection. Never in
+    /// production: Shroud logs a warning at every start while it is set.
+    pub insecure_skip_verify: bool,
 }
 
 /// `[issuer]`
@@ -155,7 +196,8 @@ impl Default for IssuerConfig {
     }
 }
 
-/// How Shroud authenticates to the introspection endpoint.
+/// How Shroud authenticates its clients to the authorization server (introspection, token and
+/// revocation calls).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMethod {
@@ -163,6 +205,17 @@ pub enum AuthMethod {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the form body.
     ClientSecretPost,
+    /// A JWT signed with the client's private key (RFC 7523 §2.2, OIDC Core §9).
+    PrivateKeyJwt,
+    /// A client certificate on the TLS connection (RFC 8705 §2); the form carries `client_id` only.
+    TlsClientAuth,
+}
+
+impl AuthMethod {
+    /// Whether the method sends the client secret.
+    pub fn uses_secret(self) -> bool {
+        matches!(self, AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost)
+    }
 }
 
 /// What the introspection endpoint is asked for and how its answer is read.
@@ -185,8 +238,20 @@ pub struct IntrospectionConfig {
     pub client_id: String,
     /// Shroud's client secret (prefer `SHROUD__INTROSPECTION__CLIENT_SECRET`).
     pub client_secret: Secret,
-    /// `client_secret_basic` or `client_secret_post`.
+    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt` or `tls_client_auth`.
     pub auth_method: AuthMethod,
+    /// `private_key_jwt`: PKCS#8 PEM private key signing the client assertions.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub private_key_file: String,
+    /// `private_key_jwt`: the `kid` header of the client assertions (none when empty).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub private_key_kid: String,
+    /// `tls_client_auth`: PEM client certificate (and chain) presented to the authorization server.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub client_cert_file: String,
+    /// `tls_client_auth`: PEM private key of the client certificate.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub client_key_file: String,
     /// `rfc9701`, `json` or `jwt`.
     pub response: ResponseMode,
     /// Timeout of one introspection call, in milliseconds.
@@ -199,8 +264,66 @@ impl Default for IntrospectionConfig {
             client_id: "gateway".into(),
             client_secret: Secret::default(),
             auth_method: AuthMethod::ClientSecretBasic,
+            private_key_file: String::new(),
+            private_key_kid: String::new(),
+            client_cert_file: String::new(),
+            client_key_file: String::new(),
             response: ResponseMode::Rfc9701,
             timeout_ms: 2000,
+        }
+    }
+}
+
+/// One client's authentication settings at the authorization server, from `[introspection]` or
+/// `[token_handler]`: what validation checks and what [`crate::client_auth::ClientAuth`] is built from.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAuthSettings<'a> {
+    /// The section the keys are in (`introspection` or `token_handler`), for error messages.
+    pub section: &'static str,
+    /// The client id.
+    pub client_id: &'a str,
+    /// The client secret (secret methods only).
+    pub client_secret: &'a Secret,
+    /// The method.
+    pub method: AuthMethod,
+    /// `private_key_jwt`: the signing key file.
+    pub private_key_file: &'a str,
+    /// `private_key_jwt`: the `kid` header, if any.
+    pub private_key_kid: &'a str,
+    /// `tls_client_auth`: the client certificate file.
+    pub client_cert_file: &'a str,
+    /// `tls_client_auth`: the client certificate's key file.
+    pub client_key_file: &'a str,
+}
+
+impl IntrospectionConfig {
+    /// The introspecting client's authentication settings.
+    pub fn client_auth(&self) -> ClientAuthSettings<'_> {
+        ClientAuthSettings {
+            section: "introspection",
+            client_id: &self.client_id,
+            client_secret: &self.client_secret,
+            method: self.auth_method,
+            private_key_file: &self.private_key_file,
+            private_key_kid: &self.private_key_kid,
+            client_cert_file: &self.client_cert_file,
+            client_key_file: &self.client_key_file,
+        }
+    }
+}
+
+impl TokenHandlerConfig {
+    /// The SPA client's authentication settings.
+    pub fn client_auth(&self) -> ClientAuthSettings<'_> {
+        ClientAuthSettings {
+            section: "token_handler",
+            client_id: &self.client_id,
+            client_secret: &self.client_secret,
+            method: self.auth_method,
+            private_key_file: &self.private_key_file,
+            private_key_kid: &self.private_key_kid,
+            client_cert_file: &self.client_cert_file,
+            client_key_file: &self.client_key_file,
         }
     }
 }
@@ -302,6 +425,20 @@ pub struct TokenHandlerConfig {
     pub client_id: String,
     /// Its secret (prefer `SHROUD__TOKEN_HANDLER__CLIENT_SECRET`).
     pub client_secret: Secret,
+    /// How the SPA's client authenticates at the token and revocation endpoints.
+    pub auth_method: AuthMethod,
+    /// `private_key_jwt`: PKCS#8 PEM private key signing the client assertions.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub private_key_file: String,
+    /// `private_key_jwt`: the `kid` header of the client assertions (none when empty).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub private_key_kid: String,
+    /// `tls_client_auth`: PEM client certificate (and chain) presented to the authorization server.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub client_cert_file: String,
+    /// `tls_client_auth`: PEM private key of the client certificate.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub client_key_file: String,
     /// The SPA page the authorization server redirects back to.
     pub redirect_uri: String,
     /// Where the end-session endpoint sends the browser after logout.
@@ -327,6 +464,11 @@ impl Default for TokenHandlerConfig {
             base_path: "/oauth-agent".into(),
             client_id: "webapp".into(),
             client_secret: Secret::default(),
+            auth_method: AuthMethod::ClientSecretBasic,
+            private_key_file: String::new(),
+            private_key_kid: String::new(),
+            client_cert_file: String::new(),
+            client_key_file: String::new(),
             redirect_uri: "http://127.0.0.1:8080/callback".into(),
             post_logout_redirect_uri: "http://127.0.0.1:8080/".into(),
             scope: "openid profile read".into(),

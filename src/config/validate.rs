@@ -1,6 +1,6 @@
 //! Validation: every error names the offending key.
 
-use super::{CacheBackend, Config, CredentialKind, ResponseMode};
+use super::{AuthMethod, CacheBackend, ClientAuthSettings, Config, CredentialKind, ResponseMode};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 
@@ -90,6 +90,7 @@ impl Config {
                 http_url(key, value)?;
             }
         }
+        self.validate_server_tls()?;
         self.validate_introspection()?;
         self.validate_cache()?;
         self.validate_token_handler()?;
@@ -110,12 +111,7 @@ impl Config {
         if t.client_id.is_empty() {
             return Err(ConfigError::new(key("client_id"), "is required"));
         }
-        if t.client_secret.is_empty() {
-            return Err(ConfigError::new(
-                key("client_secret"),
-                "is required (set it in the file or as SHROUD__TOKEN_HANDLER__CLIENT_SECRET)",
-            ));
-        }
+        self.validate_client_auth(&t.client_auth())?;
         http_url(&key("redirect_uri"), &t.redirect_uri)?;
         http_url(&key("post_logout_redirect_uri"), &t.post_logout_redirect_uri)?;
         if t.trusted_web_origins.is_empty() {
@@ -155,12 +151,7 @@ impl Config {
         if i.client_id.is_empty() {
             return Err(ConfigError::new("introspection.client_id", "is required"));
         }
-        if i.client_secret.is_empty() {
-            return Err(ConfigError::new(
-                "introspection.client_secret",
-                "is required (set it in the file or as SHROUD__INTROSPECTION__CLIENT_SECRET)",
-            ));
-        }
+        self.validate_client_auth(&i.client_auth())?;
         if i.timeout_ms == 0 {
             return Err(ConfigError::new("introspection.timeout_ms", "must be greater than 0"));
         }
@@ -177,6 +168,67 @@ impl Config {
             if self.phantom.max_ttl_seconds == 0 {
                 return Err(ConfigError::new("phantom.max_ttl_seconds", "must be greater than 0"));
             }
+        }
+        Ok(())
+    }
+
+    fn validate_server_tls(&self) -> Result<(), ConfigError> {
+        let tls = &self.server.tls;
+        if tls.is_on() && tls.cert_file.is_empty() {
+            return Err(ConfigError::new("server.tls.cert_file", "is required with server.tls.key_file"));
+        }
+        if tls.is_on() && tls.key_file.is_empty() {
+            return Err(ConfigError::new("server.tls.key_file", "is required with server.tls.cert_file"));
+        }
+        Ok(())
+    }
+
+    /// The keys each method needs are there, and no key of another method is set. The files themselves
+    /// are read when the gateway is built.
+    fn validate_client_auth(&self, a: &ClientAuthSettings<'_>) -> Result<(), ConfigError> {
+        let key = |name: &str| format!("{}.{name}", a.section);
+        let method = |m: AuthMethod| match m {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
+            AuthMethod::TlsClientAuth => "tls_client_auth",
+        };
+        if a.method.uses_secret() && a.client_secret.is_empty() {
+            let variable = format!("SHROUD__{}__CLIENT_SECRET", a.section.to_ascii_uppercase());
+            return Err(ConfigError::new(
+                key("client_secret"),
+                format!(
+                    "is required with auth_method = \"{}\" (set it in the file or as {variable})",
+                    method(a.method)
+                ),
+            ));
+        }
+        let files = [
+            ("private_key_file", a.private_key_file, AuthMethod::PrivateKeyJwt),
+            ("private_key_kid", a.private_key_kid, AuthMethod::PrivateKeyJwt),
+            ("client_cert_file", a.client_cert_file, AuthMethod::TlsClientAuth),
+            ("client_key_file", a.client_key_file, AuthMethod::TlsClientAuth),
+        ];
+        for (name, value, used_by) in files {
+            let optional = name == "private_key_kid";
+            if a.method == used_by && value.is_empty() && !optional {
+                return Err(ConfigError::new(
+                    key(name),
+                    format!("is required with auth_method = \"{}\"", method(used_by)),
+                ));
+            }
+            if a.method != used_by && !value.is_empty() {
+                return Err(ConfigError::new(
+                    key(name),
+                    format!("is only used with auth_method = \"{}\"", method(used_by)),
+                ));
+            }
+        }
+        if a.method == AuthMethod::TlsClientAuth && !self.issuer.url.starts_with("https://") {
+            return Err(ConfigError::new(
+                key("auth_method"),
+                "tls_client_auth presents a certificate on a TLS connection: issuer.url must be https://",
+            ));
         }
         Ok(())
     }
@@ -429,5 +481,55 @@ mod tests {
         c.routes[0].opa = Some(OpaConfig { timeout_ms: 0, ..opa });
         let err = c.validate().unwrap_err();
         assert_eq!((err.key.as_str(), err.message.as_str()), ("routes[0].opa.timeout_ms", "must be greater than 0"));
+    }
+
+    #[test]
+    fn client_authentication_keys_follow_the_method() {
+        let mut c = valid();
+        c.introspection.auth_method = AuthMethod::PrivateKeyJwt;
+        c.introspection.client_secret = Secret::default();
+        assert_eq!(c.validate().unwrap_err().key, "introspection.private_key_file");
+        c.introspection.private_key_file = "k.pem".into();
+        c.introspection.private_key_kid = "k1".into();
+        c.validate().unwrap();
+        c.introspection.client_cert_file = "c.pem".into();
+        let err = c.validate().unwrap_err();
+        assert_eq!(err.key, "introspection.client_cert_file");
+        assert!(err.message.contains("tls_client_auth"), "{}", err.message);
+
+        let mut c = valid();
+        c.introspection.auth_method = AuthMethod::TlsClientAuth;
+        assert_eq!(c.validate().unwrap_err().key, "introspection.client_cert_file");
+        c.introspection.client_cert_file = "c.pem".into();
+        assert_eq!(c.validate().unwrap_err().key, "introspection.client_key_file");
+        c.introspection.client_key_file = "k.pem".into();
+        assert_eq!(c.validate().unwrap_err().key, "introspection.auth_method", "needs an https issuer");
+        c.issuer.url = "https://as.example".into();
+        c.validate().unwrap();
+        c.introspection.private_key_kid = "k1".into();
+        assert_eq!(c.validate().unwrap_err().key, "introspection.private_key_kid");
+
+        let mut c = valid();
+        c.token_handler.enabled = true;
+        c.token_handler.cookie_encryption_keys = vec![Secret::new("00".repeat(32))];
+        let err = c.validate().unwrap_err();
+        assert_eq!(err.key, "token_handler.client_secret");
+        assert!(err.message.contains("SHROUD__TOKEN_HANDLER__CLIENT_SECRET"), "{}", err.message);
+        c.token_handler.auth_method = AuthMethod::PrivateKeyJwt;
+        assert_eq!(c.validate().unwrap_err().key, "token_handler.private_key_file");
+        c.token_handler.private_key_file = "k.pem".into();
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn server_tls_needs_both_files() {
+        let mut c = valid();
+        c.server.tls.cert_file = "cert.pem".into();
+        assert_eq!(c.validate().unwrap_err().key, "server.tls.key_file");
+        c.server.tls = Default::default();
+        c.server.tls.key_file = "key.pem".into();
+        assert_eq!(c.validate().unwrap_err().key, "server.tls.cert_file");
+        c.server.tls.cert_file = "cert.pem".into();
+        c.validate().unwrap();
     }
 }

@@ -1,9 +1,8 @@
 //! The introspection call: request building (client authentication, `Accept` by mode) and the raw answer.
 
-use crate::client_auth::basic_authorization;
-use crate::config::{AuthMethod, IntrospectionConfig, ResponseMode};
+use crate::client_auth::ClientAuth;
+use crate::config::ResponseMode;
 use crate::issuer::without_url;
-use crate::secret::Secret;
 use url::form_urlencoded;
 
 /// The `Accept` header sent in each mode.
@@ -42,9 +41,7 @@ pub enum CallError {
 /// Makes introspection calls with Shroud's client credentials.
 pub struct IntrospectionClient {
     http: reqwest::Client,
-    client_id: String,
-    client_secret: Secret,
-    auth_method: AuthMethod,
+    auth: ClientAuth,
     mode: ResponseMode,
 }
 
@@ -61,39 +58,29 @@ pub fn max_age(cache_control: &str) -> Option<u64> {
 }
 
 impl IntrospectionClient {
-    /// A client for the configured credentials and mode.
-    pub fn new(http: reqwest::Client, config: &IntrospectionConfig) -> Self {
-        IntrospectionClient {
-            http,
-            client_id: config.client_id.clone(),
-            client_secret: config.client_secret.clone(),
-            auth_method: config.auth_method,
-            mode: config.response,
-        }
+    /// A client with these credentials (and an HTTP client that presents their certificate, if any),
+    /// asking for answers in `mode`.
+    pub fn new(http: reqwest::Client, auth: ClientAuth, mode: ResponseMode) -> Self {
+        IntrospectionClient { http, auth, mode }
     }
 
-    /// Builds the request (no I/O): form body, client authentication and `Accept`.
-    pub fn request(&self, endpoint: &str, token: &str) -> reqwest::RequestBuilder {
+    /// Builds the request (no I/O): form body, client authentication (addressed to `issuer`) and `Accept`.
+    pub fn request(&self, endpoint: &str, issuer: &str, token: &str) -> Result<reqwest::RequestBuilder, CallError> {
         let mut form = form_urlencoded::Serializer::new(String::new());
         form.append_pair("token", token).append_pair("token_type_hint", "access_token");
-        let mut request = self.http.post(endpoint).header("accept", accept_for(self.mode));
-        match self.auth_method {
-            AuthMethod::ClientSecretBasic => {
-                request =
-                    request.header("authorization", basic_authorization(&self.client_id, self.client_secret.expose()));
-            }
-            AuthMethod::ClientSecretPost => {
-                form.append_pair("client_id", &self.client_id)
-                    .append_pair("client_secret", self.client_secret.expose());
-            }
-        }
-        request.header("content-type", "application/x-www-form-urlencoded").body(form.finish())
+        let request = self.http.post(endpoint).header("accept", accept_for(self.mode));
+        let request = self.auth.apply(request, &mut form, issuer).map_err(|e| {
+            log::error!("cannot sign the client assertion: {e}");
+            CallError::Unavailable("client assertion not signed".into())
+        })?;
+        Ok(request.header("content-type", "application/x-www-form-urlencoded").body(form.finish()))
     }
 
-    /// Calls the endpoint and classifies transport failures and error statuses.
-    pub async fn call(&self, endpoint: &str, token: &str) -> Result<RawAnswer, CallError> {
+    /// Calls the endpoint of the authorization server `issuer` and classifies transport failures and
+    /// error statuses.
+    pub async fn call(&self, endpoint: &str, issuer: &str, token: &str) -> Result<RawAnswer, CallError> {
         let response =
-            self.request(endpoint, token).send().await.map_err(|e| CallError::Unavailable(without_url(&e)))?;
+            self.request(endpoint, issuer, token)?.send().await.map_err(|e| CallError::Unavailable(without_url(&e)))?;
         let status = response.status().as_u16();
         match status {
             200 | 204 => {}
@@ -117,6 +104,9 @@ mod tests {
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine;
 
+    use crate::config::{AuthMethod, IntrospectionConfig};
+    use crate::secret::Secret;
+
     fn client(method: AuthMethod) -> IntrospectionClient {
         let config = IntrospectionConfig {
             client_id: "gate way".into(),
@@ -124,12 +114,17 @@ mod tests {
             auth_method: method,
             ..IntrospectionConfig::default()
         };
-        IntrospectionClient::new(reqwest::Client::new(), &config)
+        let auth = ClientAuth::load(&config.client_auth()).unwrap();
+        IntrospectionClient::new(reqwest::Client::new(), auth, config.response)
+    }
+
+    fn request(method: AuthMethod, token: &str) -> reqwest::Request {
+        client(method).request("http://as/introspect", "http://as", token).unwrap().build().unwrap()
     }
 
     #[test]
     fn basic_auth_form_encodes_both_parts() {
-        let req = client(AuthMethod::ClientSecretBasic).request("http://as/introspect", "t+k").build().unwrap();
+        let req = request(AuthMethod::ClientSecretBasic, "t+k");
         let auth = req.headers()["authorization"].to_str().unwrap();
         let decoded = String::from_utf8(STANDARD.decode(auth.strip_prefix("Basic ").unwrap()).unwrap()).unwrap();
         assert_eq!(decoded, "gate+way:s%3A%C3%A9");
@@ -140,7 +135,7 @@ mod tests {
 
     #[test]
     fn post_auth_puts_credentials_in_the_body() {
-        let req = client(AuthMethod::ClientSecretPost).request("http://as/introspect", "tok").build().unwrap();
+        let req = request(AuthMethod::ClientSecretPost, "tok");
         assert!(req.headers().get("authorization").is_none());
         let body = std::str::from_utf8(req.body().unwrap().as_bytes().unwrap()).unwrap();
         assert!(body.contains("client_id=gate+way&client_secret=s%3A%C3%A9"));

@@ -40,9 +40,25 @@ fn thumbprint(jwk: &Jwk) -> Option<String> {
     Some(URL_SAFE_NO_PAD.encode(Sha256::digest(json.as_bytes())))
 }
 
-impl PhantomSigner {
-    /// Loads a PKCS#8 PEM private key; the algorithm follows from the key type.
-    pub fn from_pem(pem: &[u8]) -> Result<PhantomSigner, String> {
+/// A private signing key with the algorithm its type implies, and its public JWK.
+pub struct SigningKey {
+    /// `ES256`, `RS256` or `EdDSA`.
+    pub alg: &'static str,
+    /// The signer.
+    pub signer: Box<dyn JwsSigner>,
+    /// The public key as a JWK (no `kid`, `alg` or `use` set).
+    pub public: Jwk,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey").field("alg", &self.alg).finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// Loads a PEM private key (PKCS#8): EC P-256 → ES256, RSA ≥ 2048 bits → RS256, Ed25519 → EdDSA.
+    pub fn from_pem(pem: &[u8]) -> Result<SigningKey, String> {
         let pkey = PKey::private_key_from_pem(pem).map_err(|_| "not a PEM private key".to_string())?;
         let (alg, signer, public): (&'static str, Box<dyn JwsSigner>, Jwk) = match pkey.id() {
             Id::EC => {
@@ -66,6 +82,14 @@ impl PhantomSigner {
             }
             _ => return Err("unsupported key type: use EC P-256, RSA or Ed25519".into()),
         };
+        Ok(SigningKey { alg, signer, public })
+    }
+}
+
+impl PhantomSigner {
+    /// Loads a PKCS#8 PEM private key; the algorithm follows from the key type.
+    pub fn from_pem(pem: &[u8]) -> Result<PhantomSigner, String> {
+        let SigningKey { alg, signer, public } = SigningKey::from_pem(pem)?;
         let kid = thumbprint(&public).ok_or("cannot compute the key's thumbprint")?;
         let mut public = public;
         public.set_key_id(&kid);

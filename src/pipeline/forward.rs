@@ -74,10 +74,14 @@ impl<'a> CookiePolicy<'a> {
     }
 }
 
-/// Builds the per-worker upstream client: pooled keep-alive connections, no redirects, no decompression.
-pub fn upstream_client() -> awc::Client {
-    let connector =
-        awc::Connector::new().timeout(Duration::from_secs(5)).limit(1024).conn_keep_alive(Duration::from_secs(60));
+/// Builds the per-worker upstream client: pooled keep-alive connections, no redirects, no decompression,
+/// and `[tls_client]` verification on `https://` upstreams.
+pub fn upstream_client(tls: &crate::transport::OutboundTls) -> awc::Client {
+    let connector = awc::Connector::new()
+        .timeout(Duration::from_secs(5))
+        .limit(1024)
+        .conn_keep_alive(Duration::from_secs(60))
+        .openssl(tls.upstream_connector());
     awc::Client::builder()
         .connector(connector)
         .disable_redirects()

@@ -102,6 +102,13 @@ pub async fn handle(
         th.cors.decorate(response.headers_mut(), origin);
     }
     response.headers_mut().insert(HeaderName::from_static("x-request-id"), trace.request_id.clone());
+    if gateway.server_tls.is_some() && gateway.token_handler.is_some() && trace.route.is_some_and(Route::takes_cookies)
+    {
+        response.headers_mut().insert(
+            actix_web::http::header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(crate::transport::HSTS),
+        );
+    }
     let elapsed = started.elapsed();
     let route = trace.route.map_or("-", |r| r.prefix.as_str());
     let cache = trace.tier.map_or("-", |t| t.label());

@@ -90,13 +90,14 @@ impl Opa {
     }
 }
 
-/// The HTTP client for every OPA call (pooled, no redirects); each call carries its route's timeout.
-pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+/// The HTTP client for every OPA call (pooled, no redirects, `[tls_client]` verification); each call
+/// carries its route's timeout.
+pub fn http_client(tls: &crate::transport::OutboundTls) -> Result<reqwest::Client, reqwest::Error> {
+    let builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("shroud/", env!("CARGO_PKG_VERSION")))
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build()
+        .pool_idle_timeout(Duration::from_secs(60));
+    tls.reqwest(builder).build()
 }
 
 /// The Data API request body.

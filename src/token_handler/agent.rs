@@ -23,11 +23,18 @@ const POST_ENDPOINT: &str = "POST, OPTIONS";
 /// `Allow` of the endpoints that take GET (and answer preflights).
 const GET_ENDPOINT: &str = "GET, OPTIONS";
 
-/// Registers the agent's endpoints under `base_path`.
-pub fn configure(base_path: &str) -> impl FnOnce(&mut web::ServiceConfig) + '_ {
+/// Registers the agent's endpoints under `base_path`; with `hsts` (the listener serves HTTPS) every
+/// answer carries `Strict-Transport-Security`.
+pub fn configure(base_path: &str, hsts: bool) -> impl FnOnce(&mut web::ServiceConfig) + '_ {
     move |cfg| {
+        let hsts = actix_web::middleware::Condition::new(
+            hsts,
+            actix_web::middleware::DefaultHeaders::new()
+                .add((header::STRICT_TRANSPORT_SECURITY, crate::transport::HSTS)),
+        );
         cfg.service(
             web::scope(base_path)
+                .wrap(hsts)
                 .service(resource("/login/start", POST_ENDPOINT).route(web::post().to(login_start)))
                 .service(resource("/login/end", POST_ENDPOINT).route(web::post().to(login_end)))
                 .service(resource("/userInfo", GET_ENDPOINT).route(web::get().to(user_info)))
@@ -276,10 +283,13 @@ async fn login_end(http_req: HttpRequest, payload: web::Payload, gateway: web::D
         }
         let metadata = metadata(th).await?;
         let token_endpoint = endpoint(metadata.token_endpoint.as_deref(), "token_endpoint")?;
-        let tokens = th.oauth.code_grant(&token_endpoint, &code, &login.code_verifier).await.map_err(|e| match e {
-            GrantError::Refused(_) => AgentError::invalid_request("the authorization code was refused"),
-            GrantError::Unavailable => AgentError::authorization_server(),
-        })?;
+        let tokens =
+            th.oauth.code_grant(&token_endpoint, &metadata.issuer, &code, &login.code_verifier).await.map_err(|e| {
+                match e {
+                    GrantError::Refused(_) => AgentError::invalid_request("the authorization code was refused"),
+                    GrantError::Unavailable => AgentError::authorization_server(),
+                }
+            })?;
         let id_claims = match tokens.id_token.as_deref() {
             Some(id_token) => {
                 Some(th.verify_id_token(id_token, &metadata.issuer, Some(&login.nonce)).await.map_err(|e| {
@@ -362,7 +372,7 @@ async fn refresh(http_req: HttpRequest, gateway: web::Data<Gateway>) -> HttpResp
         }
         let metadata = metadata(th).await?;
         let token_endpoint = endpoint(metadata.token_endpoint.as_deref(), "token_endpoint")?;
-        let outcome = th.shared_refresh(&token_endpoint, &refresh_token).await?;
+        let outcome = th.shared_refresh(&token_endpoint, &metadata.issuer, &refresh_token).await?;
         let tokens = match outcome.as_ref() {
             Ok(tokens) => tokens,
             Err(_) => return Err(AgentError::session_expired()),
@@ -394,7 +404,7 @@ async fn logout(http_req: HttpRequest, gateway: web::Data<Gateway>) -> HttpRespo
         let id_token = th.jar.read(req.headers(), Kind::IdToken).and_then(Result::ok);
         let metadata = metadata(th).await?;
         if let (Some(rt), Some(revocation)) = (&refresh_token, metadata.revocation_endpoint.as_deref()) {
-            th.oauth.revoke(revocation, rt).await;
+            th.oauth.revoke(revocation, &metadata.issuer, rt).await;
         }
         let mut ended = vec![gw.cache.key(&access_token)];
         ended.extend(refresh_token.as_deref().map(|rt| gw.cache.key(rt)));

@@ -57,6 +57,7 @@ impl TokenHandler {
     pub fn build(
         config: &Config,
         http: reqwest::Client,
+        auth: crate::client_auth::ClientAuth,
         issuer: Arc<Issuer>,
         sealer: Sealer,
         sessions: Arc<Sessions>,
@@ -78,7 +79,7 @@ impl TokenHandler {
         Ok(TokenHandler {
             config: t.clone(),
             cors,
-            oauth: OAuthClient::new(http, t),
+            oauth: OAuthClient::new(http, auth, t),
             sessions,
             issuer,
             refreshes: moka::future::Cache::builder().max_capacity(100_000).time_to_live(REFRESH_SHARING).build(),
@@ -158,11 +159,16 @@ impl TokenHandler {
 
     /// Runs the refresh grant once for all concurrent (and, for a short while, later) calls carrying the
     /// same refresh token, so rotating refresh tokens cannot log parallel tabs out.
-    pub async fn shared_refresh(&self, endpoint: &str, refresh_token: &str) -> Result<Arc<RefreshOutcome>, AgentError> {
+    pub async fn shared_refresh(
+        &self,
+        endpoint: &str,
+        issuer: &str,
+        refresh_token: &str,
+    ) -> Result<Arc<RefreshOutcome>, AgentError> {
         let key = self.sealer.key(refresh_token);
         self.refreshes
             .try_get_with(key, async {
-                match self.oauth.refresh_grant(endpoint, refresh_token).await {
+                match self.oauth.refresh_grant(endpoint, issuer, refresh_token).await {
                     Ok(tokens) => Ok(Arc::new(Ok(tokens))),
                     Err(GrantError::Refused(code)) => Ok(Arc::new(Err(code))),
                     Err(GrantError::Unavailable) => Err(AgentError::authorization_server()),

@@ -1,14 +1,13 @@
 //! The token handler's calls to the authorization server for the SPA's client: the authorization URL
 //! (PKCE S256), the code and refresh grants, userinfo, revocation (RFC 7009) and the end-session URL.
 
-use crate::client_auth::basic_authorization;
+use crate::client_auth::ClientAuth;
 use crate::issuer::without_url;
-use crate::secret::Secret;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use url::Url;
+use url::{form_urlencoded, Url};
 
 /// Parameters Shroud sets itself; `extraParams` may not override them.
 pub const RESERVED_PARAMS: &[&str] = &[
@@ -87,20 +86,21 @@ pub enum UserinfoError {
 /// The SPA client's calls to the authorization server.
 pub struct OAuthClient {
     http: reqwest::Client,
+    auth: ClientAuth,
     client_id: String,
-    client_secret: Secret,
     redirect_uri: String,
     scope: String,
     post_logout_redirect_uri: String,
 }
 
 impl OAuthClient {
-    /// A client for `[token_handler]`.
-    pub fn new(http: reqwest::Client, config: &crate::config::TokenHandlerConfig) -> OAuthClient {
+    /// A client for `[token_handler]` with its credentials (and an HTTP client that presents their
+    /// certificate, if any).
+    pub fn new(http: reqwest::Client, auth: ClientAuth, config: &crate::config::TokenHandlerConfig) -> OAuthClient {
         OAuthClient {
             http,
+            auth,
             client_id: config.client_id.clone(),
-            client_secret: config.client_secret.clone(),
             redirect_uri: config.redirect_uri.clone(),
             scope: config.scope.clone(),
             post_logout_redirect_uri: config.post_logout_redirect_uri.clone(),
@@ -133,19 +133,25 @@ impl OAuthClient {
         Some(url.into())
     }
 
-    async fn grant(&self, endpoint: &str, form: &[(&str, &str)]) -> Result<TokenResponse, GrantError> {
-        let response = self
-            .http
-            .post(endpoint)
-            .header("authorization", basic_authorization(&self.client_id, self.client_secret.expose()))
-            .header("accept", "application/json")
-            .form(form)
-            .send()
-            .await
-            .map_err(|e| {
-                log::warn!("token endpoint call failed: {}", without_url(&e));
-                GrantError::Unavailable
-            })?;
+    /// An authenticated form POST to the authorization server `issuer`.
+    fn post(&self, endpoint: &str, issuer: &str, fields: &[(&str, &str)]) -> Result<reqwest::RequestBuilder, String> {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in fields {
+            form.append_pair(name, value);
+        }
+        let request = self.auth.apply(self.http.post(endpoint), &mut form, issuer)?;
+        Ok(request.header("content-type", "application/x-www-form-urlencoded").body(form.finish()))
+    }
+
+    async fn grant(&self, endpoint: &str, issuer: &str, form: &[(&str, &str)]) -> Result<TokenResponse, GrantError> {
+        let request = self.post(endpoint, issuer, form).map_err(|e| {
+            log::error!("cannot sign the client assertion: {e}");
+            GrantError::Unavailable
+        })?;
+        let response = request.header("accept", "application/json").send().await.map_err(|e| {
+            log::warn!("token endpoint call failed: {}", without_url(&e));
+            GrantError::Unavailable
+        })?;
         let status = response.status().as_u16();
         let body: serde_json::Value = response.json().await.map_err(|_| GrantError::Unavailable)?;
         match status {
@@ -165,20 +171,31 @@ impl OAuthClient {
         }
     }
 
-    /// Exchanges an authorization code (with its PKCE verifier).
-    pub async fn code_grant(&self, endpoint: &str, code: &str, verifier: &str) -> Result<TokenResponse, GrantError> {
+    /// Exchanges an authorization code (with its PKCE verifier) at the token endpoint of `issuer`.
+    pub async fn code_grant(
+        &self,
+        endpoint: &str,
+        issuer: &str,
+        code: &str,
+        verifier: &str,
+    ) -> Result<TokenResponse, GrantError> {
         let form = [
             ("grant_type", "authorization_code"),
             ("code", code),
             ("redirect_uri", self.redirect_uri.as_str()),
             ("code_verifier", verifier),
         ];
-        self.grant(endpoint, &form).await
+        self.grant(endpoint, issuer, &form).await
     }
 
-    /// Uses a refresh token.
-    pub async fn refresh_grant(&self, endpoint: &str, refresh_token: &str) -> Result<TokenResponse, GrantError> {
-        self.grant(endpoint, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]).await
+    /// Uses a refresh token at the token endpoint of `issuer`.
+    pub async fn refresh_grant(
+        &self,
+        endpoint: &str,
+        issuer: &str,
+        refresh_token: &str,
+    ) -> Result<TokenResponse, GrantError> {
+        self.grant(endpoint, issuer, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]).await
     }
 
     /// Calls the userinfo endpoint with the access token.
@@ -201,15 +218,18 @@ impl OAuthClient {
         }
     }
 
-    /// Revokes a refresh token (RFC 7009). Failures are logged, never fatal to logout.
-    pub async fn revoke(&self, endpoint: &str, refresh_token: &str) {
-        let sent = self
-            .http
-            .post(endpoint)
-            .header("authorization", basic_authorization(&self.client_id, self.client_secret.expose()))
-            .form(&[("token", refresh_token), ("token_type_hint", "refresh_token")])
-            .send()
-            .await;
+    /// Revokes a refresh token (RFC 7009) at the revocation endpoint of `issuer`. Failures are logged,
+    /// never fatal to logout.
+    pub async fn revoke(&self, endpoint: &str, issuer: &str, refresh_token: &str) {
+        let request =
+            match self.post(endpoint, issuer, &[("token", refresh_token), ("token_type_hint", "refresh_token")]) {
+                Ok(request) => request,
+                Err(e) => {
+                    log::error!("cannot sign the client assertion: {e}");
+                    return;
+                }
+            };
+        let sent = request.send().await;
         match sent {
             Ok(r) if r.status().is_success() => {}
             Ok(r) => log::warn!("revocation endpoint answered status {}", r.status().as_u16()),
@@ -248,8 +268,10 @@ mod tests {
 
     #[test]
     fn authorization_url_carries_the_flow_parameters() {
-        let config = crate::config::TokenHandlerConfig { client_secret: Secret::new("s"), ..Default::default() };
-        let client = OAuthClient::new(reqwest::Client::new(), &config);
+        let config =
+            crate::config::TokenHandlerConfig { client_secret: crate::secret::Secret::new("s"), ..Default::default() };
+        let auth = ClientAuth::load(&config.client_auth()).unwrap();
+        let client = OAuthClient::new(reqwest::Client::new(), auth, &config);
         let login = LoginState::fresh();
         let url = client
             .authorization_url("https://as/authorize?tenant=1", &login, &[("prompt".into(), "login".into())])

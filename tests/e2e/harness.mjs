@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,6 +29,29 @@ export async function freePort() {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * An HTTP(S) request that can trust a private CA (`ca`, PEM), which `fetch` cannot without undici's Agent.
+ * Resolves to `{ status, headers, text, json() }`.
+ */
+export function request(url, { method = 'GET', headers = {}, body, ca } = {}) {
+  const target = new URL(url);
+  const client = target.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = client.request(target, { method, headers, ca, agent: false }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: res.statusCode, headers: res.headers, text, json: () => JSON.parse(text) });
+      });
+    });
+    req.on('error', reject);
+    req.setTimeout(10000, () => req.destroy(new Error(`${method} ${url} timed out`)));
+    if (body) req.write(body);
+    req.end();
+  });
+}
 
 /** Polls `check` until it returns truthy or `timeoutMs` passes. */
 export async function waitFor(check, timeoutMs, what) {
@@ -74,10 +98,13 @@ export class Stack {
     return { port, url: `redis://127.0.0.1:${port}` };
   }
 
-  /** The dev IdP (scripts/dev-idp) with redirect URIs for the given SPA origins. */
-  async idp({ spaOrigins, backchannelUri, accessTtl = 300 }) {
+  /**
+   * The dev IdP (scripts/dev-idp) with redirect URIs for the given SPA origins. `env` adds DEV_IDP_*
+   * settings; with DEV_IDP_TLS_CERT it serves HTTPS, and `ca` (PEM) is trusted to reach it.
+   */
+  async idp({ spaOrigins, backchannelUri, accessTtl = 300, env = {}, ca }) {
     const port = await freePort();
-    const issuer = `http://127.0.0.1:${port}`;
+    const issuer = `${env.DEV_IDP_TLS_CERT ? 'https' : 'http'}://127.0.0.1:${port}`;
     const child = this.spawn('idp', process.execPath, ['scripts/dev-idp/index.js'], {
       DEV_IDP_PORT: String(port),
       DEV_IDP_ISSUER: issuer,
@@ -85,9 +112,10 @@ export class Stack {
       DEV_IDP_POST_LOGOUT_URIS: spaOrigins.map((o) => `${o}/`).join(','),
       DEV_IDP_BACKCHANNEL_URI: backchannelUri,
       DEV_IDP_ACCESS_TTL: String(accessTtl),
+      ...env,
     });
     await waitFor(() => fs.readFileSync(child.logFile, 'utf8').includes('dev-idp listening'), 20000, 'the dev IdP');
-    const discovery = await (await fetch(`${issuer}/.well-known/openid-configuration`)).json();
+    const discovery = (await request(`${issuer}/.well-known/openid-configuration`, { ca })).json();
     return { port, issuer, discovery, child };
   }
 
@@ -141,13 +169,16 @@ export class Stack {
     return { port, origin: `http://127.0.0.1:${port}` };
   }
 
-  /** Shroud's binary with a TOML configuration; waits until /readyz answers 200. */
-  async shroud(label, port, tomlText) {
+  /**
+   * Shroud's binary with a TOML configuration; waits until /readyz answers 200. With `ca` (PEM), Shroud
+   * serves HTTPS under a certificate of that CA.
+   */
+  async shroud(label, port, tomlText, { ca } = {}) {
     const file = path.join(ARTIFACTS, `${this.name}-${label}.toml`);
     fs.writeFileSync(file, tomlText);
     const child = this.spawn(label, SHROUD_BIN, ['serve', '--config', file], { RUST_LOG: 'info' });
-    const url = `http://127.0.0.1:${port}`;
-    await waitFor(async () => (await fetch(`${url}/readyz`)).status === 200, 20000, `shroud ${label} ready`);
+    const url = `${ca ? 'https' : 'http'}://127.0.0.1:${port}`;
+    await waitFor(async () => (await request(`${url}/readyz`, { ca })).status === 200, 20000, `shroud ${label} ready`);
     return { url, child };
   }
 
@@ -187,14 +218,20 @@ function value(v) {
   return String(v);
 }
 
-/** Renders a configuration object: top-level tables, and `routes` as [[routes]]. */
+const isTable = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** Renders a configuration object: top-level tables (and their sub-tables), and `routes` as [[routes]]. */
 export function toml(config) {
   const lines = [];
+  const table = (name, body) => {
+    lines.push(`[${name}]`);
+    for (const [k, v] of Object.entries(body)) if (!isTable(v)) lines.push(`${k} = ${value(v)}`);
+    lines.push('');
+    for (const [k, v] of Object.entries(body)) if (isTable(v)) table(`${name}.${k}`, v);
+  };
   for (const [section, body] of Object.entries(config)) {
     if (section === 'routes') continue;
-    lines.push(`[${section}]`);
-    for (const [k, v] of Object.entries(body)) lines.push(`${k} = ${value(v)}`);
-    lines.push('');
+    table(section, body);
   }
   for (const route of config.routes || []) {
     lines.push('[[routes]]');

@@ -18,4 +18,5 @@ mod redis_tier;
 mod scale_out;
 mod spa;
 mod token_handler;
+mod transport;
 mod verification;

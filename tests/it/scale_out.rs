@@ -68,11 +68,15 @@ async fn fleet_contract(redis_url: &str) {
     idp.issue("fresh", TokenSpec::active("alice", "read", 300));
     idp.set_behaviour(Behaviour { delay_ms: 200, ..Default::default() });
     let mut calls = tokio::task::JoinSet::new();
+    // One client for all 60 calls (each still on its own connection): building a TLS-capable client costs
+    // ~90 ms of CPU, and 60 of them at once starved the calls on a loaded machine.
+    let http = client();
     for i in 0..60 {
         let url = format!("{}/api/x", fleet[i % 3].url());
+        let http = http.clone();
         calls.spawn(async move {
             let t = Instant::now();
-            match client().get(url).bearer_auth("fresh").send().await {
+            match http.get(url).bearer_auth("fresh").send().await {
                 Ok(r) => r.status().as_u16(),
                 Err(e) => panic!("after {:?}: {e:?}", t.elapsed()),
             }

@@ -55,7 +55,16 @@ pub struct Browser {
 impl Browser {
     /// A fresh browser for `base`.
     pub fn new(base: &str) -> Browser {
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Browser::trusting(base, None)
+    }
+
+    /// A fresh browser for `base` that also trusts the CA certificate `ca_pem` (HTTPS tests).
+    pub fn trusting(base: &str, ca_pem: Option<&[u8]>) -> Browser {
+        let mut http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        if let Some(pem) = ca_pem {
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(pem).unwrap());
+        }
+        let http = http.build().unwrap();
         Browser { base: base.into(), cookies: BTreeMap::new(), csrf: None, origin: Some(ORIGIN.into()), http }
     }
 

@@ -1,5 +1,7 @@
 // The development authorization server: oidc-provider configured for Shroud's end-to-end tests, plus a
 // headless auto-login interaction, Curity-style JWT introspection and a few /_test helpers.
+import { X509Certificate } from 'node:crypto';
+
 import Provider from 'oidc-provider';
 
 import { generateSigningKeys } from './keys.js';
@@ -28,6 +30,9 @@ function page(title, body, script = '') {
 <html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head>
 <body>${body}${script ? `<script>${script}</script>` : ''}</body></html>`;
 }
+
+/** Introspection clients: they may introspect (and revoke) any token. */
+export const GATEWAYS = ['gateway', 'gateway-jwt', 'gateway-mtls'];
 
 /** The static clients, in oidc-provider's (snake_case) metadata. */
 export function clientsFor(options) {
@@ -66,8 +71,63 @@ export function clientsFor(options) {
       token_endpoint_auth_method: 'client_secret_basic',
       scope: 'openid profile email read offline_access',
     },
+    ...extraGatewayClients(options),
   ];
 }
+
+/**
+ * Gateways that authenticate without a secret, when configured: `gateway-jwt` (private_key_jwt, with the
+ * public JWK given) and `gateway-mtls` (tls_client_auth, over HTTPS with a client CA).
+ */
+function extraGatewayClients(options) {
+  const clients = [];
+  const gateway = {
+    grant_types: [],
+    response_types: [],
+    redirect_uris: [],
+    introspection_signed_response_alg: 'ES256',
+  };
+  if (options.gatewayJwk) {
+    clients.push({
+      ...gateway,
+      client_id: 'gateway-jwt',
+      client_name: 'Shroud (introspection, private_key_jwt)',
+      token_endpoint_auth_method: 'private_key_jwt',
+      jwks: { keys: [options.gatewayJwk] },
+    });
+  }
+  if (options.tls?.ca) {
+    clients.push({
+      ...gateway,
+      client_id: 'gateway-mtls',
+      client_name: 'Shroud (introspection, tls_client_auth)',
+      token_endpoint_auth_method: 'tls_client_auth',
+      tls_client_auth_subject_dn: options.mtlsSubjectDn,
+    });
+  }
+  return clients;
+}
+
+/** The client certificate of the request's TLS connection, if any. */
+function peerCertificate(ctx) {
+  const raw = ctx.socket?.getPeerCertificate?.()?.raw;
+  return raw ? new X509Certificate(raw) : undefined;
+}
+
+/** RFC 4514 order (`CN=…,O=…`) of Node's subject (one attribute per line, most general first). */
+const subjectDn = (cert) => cert.subject.split('\n').reverse().join(',');
+
+/** oidc-provider's mTLS helpers, for tls_client_auth against the client CA of the HTTPS listener. */
+const mTLS = {
+  enabled: true,
+  tlsClientAuth: true,
+  getCertificate: (ctx) => peerCertificate(ctx)?.toString(),
+  certificateAuthorized: (ctx) => ctx.socket?.authorized === true,
+  certificateSubjectMatches: (ctx, property, expected) => {
+    const cert = peerCertificate(ctx);
+    return property === 'tls_client_auth_subject_dn' && !!cert && subjectDn(cert) === expected;
+  },
+};
 
 function account(sub) {
   const name = sub.charAt(0).toUpperCase() + sub.slice(1);
@@ -114,7 +174,7 @@ export async function createIdp(options) {
   };
 
   // gateway may introspect (and revoke) any token; other clients only their own.
-  const mayActOn = (callerClientId, token) => callerClientId === 'gateway' || token.clientId === callerClientId;
+  const mayActOn = (callerClientId, token) => GATEWAYS.includes(callerClientId) || token.clientId === callerClientId;
 
   const configuration = {
     adapter: store.adapterClass(),
@@ -129,6 +189,9 @@ export async function createIdp(options) {
     scopes: SCOPES,
     responseTypes: ['code'],
     clockTolerance: 5,
+    ...(options.tls?.ca ? {
+      clientAuthMethods: ['client_secret_basic', 'client_secret_jwt', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'none'],
+    } : {}),
     routes: ROUTES,
     cookies: {
       // Prefixed so they cannot collide with an application's cookies on the same host (cookies ignore ports).
@@ -149,6 +212,7 @@ export async function createIdp(options) {
       },
       clientCredentials: { enabled: true },
       backchannelLogout: { enabled: true },
+      ...(options.tls?.ca ? { mTLS } : {}),
       resourceIndicators: { enabled: false }, // no resource indicators: every access token is opaque
       rpInitiatedLogout: {
         enabled: true,

@@ -1,6 +1,7 @@
 //! A fake OAuth 2.0 / OpenID Connect authorization server.
 //!
-//! [`FakeAs`] serves, on 127.0.0.1 over plain HTTP:
+//! [`FakeAs`] serves, on 127.0.0.1 over plain HTTP or, with [`FakeAsOptions::tls`], over HTTPS
+//! (optionally asking clients for a certificate):
 //!
 //! * discovery documents (`/.well-known/openid-configuration` and/or
 //!   `/.well-known/oauth-authorization-server`, see [`Discovery`]),
@@ -19,8 +20,15 @@
 //! replaced by an error status or corrupted in many ways through [`Behaviour`] and [`Tamper`].
 //! OIDC Back-Channel Logout tokens for the sessions created by the login flow are minted with
 //! [`FakeAs::logout_token`].
+//!
+//! Clients authenticate with `client_secret_basic` or `client_secret_post`, with `private_key_jwt`
+//! once a public key is registered for them ([`FakeAs::register_client_jwk`]: the assertion's
+//! signature, `iss` = `sub` = the client, `aud` = the issuer or the endpoint, `exp`, `iat` and a
+//! never-seen `jti` are checked), or with `tls_client_auth` once a subject DN is registered for them
+//! ([`FakeAs::register_client_cert`]: the TLS client certificate must be issued by
+//! [`FakeAsTls::client_ca_pem`] and carry that subject).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, OnceLock};
@@ -34,7 +42,8 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use josekit::jwk::{Ed25519, KeyPair};
-use josekit::jws::{EdDSA, JwsSigner, ES256, HS256, RS256};
+use josekit::jws::{EdDSA, JwsSigner, JwsVerifier, ES256, HS256, RS256};
+use openssl::x509::X509;
 use serde_json::{json, Map, Value};
 
 mod code_flow;
@@ -76,6 +85,20 @@ pub struct FakeAsOptions {
     /// The only `redirect_uri` the web client may use (exact string match). Default
     /// `"http://127.0.0.1:8080/callback"`.
     pub web_redirect_uri: String,
+    /// Serve HTTPS with this certificate instead of plain HTTP (the URL becomes `https://…`).
+    pub tls: Option<FakeAsTls>,
+}
+
+/// The fake authorization server's TLS settings.
+#[derive(Clone, Debug)]
+pub struct FakeAsTls {
+    /// The server certificate (PEM), valid for 127.0.0.1.
+    pub cert_pem: Vec<u8>,
+    /// Its private key (PEM).
+    pub key_pem: Vec<u8>,
+    /// When set, clients are asked for a certificate (but not required to send one), and a
+    /// certificate issued by this CA (PEM) can authenticate a client with `tls_client_auth`.
+    pub client_ca_pem: Option<Vec<u8>>,
 }
 
 impl Default for FakeAsOptions {
@@ -89,6 +112,7 @@ impl Default for FakeAsOptions {
             web_client_id: "webapp".to_string(),
             web_client_secret: "webapp-secret".to_string(),
             web_redirect_uri: "http://127.0.0.1:8080/callback".to_string(),
+            tls: None,
         }
     }
 }
@@ -225,7 +249,8 @@ pub enum ForeignKey {
 /// What the last call to the introspection endpoint looked like.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IntrospectionRecord {
-    /// `"client_secret_basic"`, `"client_secret_post"` or `"none"`.
+    /// `"client_secret_basic"`, `"client_secret_post"`, `"private_key_jwt"`, `"tls_client_auth"`
+    /// or `"none"`.
     pub auth_method: String,
     /// The `Accept` header (all values joined with `", "`), empty when absent.
     pub accept: String,
@@ -233,6 +258,10 @@ pub struct IntrospectionRecord {
     pub token: String,
     /// The client id the caller presented (whether or not it was correct).
     pub client_id: Option<String>,
+    /// With `private_key_jwt`: the client assertion's claims (whether or not it verified).
+    pub assertion_claims: Option<Value>,
+    /// Why client authentication failed, when it did.
+    pub auth_error: Option<String>,
 }
 
 /// What to put into an OIDC Back-Channel Logout token minted by [`FakeAs::logout_token`].
@@ -301,8 +330,15 @@ impl FakeAs {
         let bind = opts.addr.unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
         let listener = TcpListener::bind(bind).unwrap_or_else(|e| panic!("fake AS: cannot bind {bind}: {e}"));
         let addr = listener.local_addr().expect("fake AS: no local address");
-        let url = format!("http://{addr}");
+        let scheme = if opts.tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{addr}");
         let key = SigningKey::generate(opts.alg, "k1");
+        let client_ca = opts
+            .tls
+            .as_ref()
+            .and_then(|t| t.client_ca_pem.as_deref())
+            .map(|pem| X509::from_pem(pem).expect("fake AS: client CA is not a PEM certificate"));
+        let acceptor = opts.tls.as_ref().map(|t| tls_acceptor(t, client_ca.as_ref()));
         let inner = Arc::new(Inner {
             url,
             opts,
@@ -319,6 +355,10 @@ impl FakeAs {
             refresh_grants: AtomicUsize::new(0),
             code_grants: AtomicUsize::new(0),
             userinfo_calls: AtomicUsize::new(0),
+            client_jwks: Mutex::new(HashMap::new()),
+            client_dns: Mutex::new(HashMap::new()),
+            jtis: Mutex::new(HashSet::new()),
+            client_ca,
         });
 
         let data = web::Data::from(inner.clone());
@@ -328,10 +368,14 @@ impl FakeAs {
             .spawn(move || {
                 actix_web::rt::System::new().block_on(async move {
                     let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(routes))
+                        .on_connect(remember_peer_certificate)
                         .workers(1)
                         .disable_signals()
-                        .shutdown_timeout(1)
-                        .listen(listener);
+                        .shutdown_timeout(1);
+                    let server = match acceptor {
+                        Some(acceptor) => server.listen_openssl(listener, acceptor),
+                        None => server.listen(listener),
+                    };
                     let server = match server {
                         Ok(s) => s.run(),
                         Err(e) => {
@@ -394,6 +438,18 @@ impl FakeAs {
         let n = self.inner.key_counter.fetch_add(1, Ordering::SeqCst) + 1;
         let key = SigningKey::generate(self.inner.opts.alg, &format!("k{n}"));
         *lock(&self.inner.key) = Arc::new(key);
+    }
+
+    /// Lets `client_id` authenticate with `private_key_jwt`, verifying its assertions with this
+    /// public JWK (as registered at a real authorization server).
+    pub fn register_client_jwk(&self, client_id: &str, jwk: Value) {
+        lock(&self.inner.client_jwks).insert(client_id.to_string(), jwk);
+    }
+
+    /// Lets `client_id` authenticate with `tls_client_auth`: a TLS client certificate issued by
+    /// the client CA with this subject DN (as [`crate::tls::Issued::subject_dn`] writes it).
+    pub fn register_client_cert(&self, client_id: &str, subject_dn: &str) {
+        lock(&self.inner.client_dns).insert(client_id.to_string(), subject_dn.to_string());
     }
 
     /// What the last introspection request looked like, if there was one.
@@ -521,6 +577,41 @@ struct Inner {
     refresh_grants: AtomicUsize,
     code_grants: AtomicUsize,
     userinfo_calls: AtomicUsize,
+    /// Public JWKs of `private_key_jwt` clients.
+    client_jwks: Mutex<HashMap<String, Value>>,
+    /// Subject DNs of `tls_client_auth` clients.
+    client_dns: Mutex<HashMap<String, String>>,
+    /// Client assertion ids seen so far (replays are refused).
+    jtis: Mutex<HashSet<String>>,
+    /// The CA whose certificates may authenticate clients.
+    client_ca: Option<X509>,
+}
+
+/// The certificate a TLS client presented on its connection.
+#[derive(Clone)]
+struct PeerCertificate(X509);
+
+fn remember_peer_certificate(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Extensions) {
+    type Tls = actix_tls::accept::openssl::TlsStream<actix_web::rt::net::TcpStream>;
+    if let Some(cert) = conn.downcast_ref::<Tls>().and_then(|tls| tls.ssl().peer_certificate()) {
+        ext.insert(PeerCertificate(cert));
+    }
+}
+
+/// The server's TLS acceptor; with a client CA it asks for (but does not require) a client
+/// certificate, accepting any, so that the application decides (as `tls_client_auth` servers do).
+fn tls_acceptor(tls: &FakeAsTls, client_ca: Option<&X509>) -> openssl::ssl::SslAcceptorBuilder {
+    use openssl::ssl::{SslAcceptor, SslMethod, SslVerifyMode};
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).expect("fake AS: TLS acceptor");
+    let cert = X509::from_pem(&tls.cert_pem).expect("fake AS: certificate is not PEM");
+    let key = openssl::pkey::PKey::private_key_from_pem(&tls.key_pem).expect("fake AS: key is not PEM");
+    b.set_certificate(&cert).expect("fake AS: certificate");
+    b.set_private_key(&key).expect("fake AS: key");
+    if let Some(ca) = client_ca {
+        b.add_client_ca(ca).expect("fake AS: client CA");
+        b.set_verify_callback(SslVerifyMode::PEER, |_, _| true);
+    }
+    b
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -618,8 +709,8 @@ impl Inner {
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": [self.opts.alg],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth"],
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth"],
             "introspection_signed_response_alg_values_supported": [self.opts.alg],
             "scopes_supported": ["openid", "profile", "email", "read", "write"],
             "code_challenge_methods_supported": ["S256"],
@@ -908,15 +999,34 @@ fn form_get<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-/// Client credentials from HTTP Basic (RFC 6749 §2.3.1) or the request body.
+/// Client authentication from HTTP Basic (RFC 6749 §2.3.1), the request body, a client
+/// assertion (RFC 7523) or the TLS client certificate (RFC 8705).
 struct ClientAuth {
     method: &'static str,
     id: Option<String>,
     secret: Option<String>,
+    /// `private_key_jwt` / `tls_client_auth`: whether the proof held, or why not.
+    proof: Result<(), String>,
+    assertion_claims: Option<Value>,
 }
 
-fn client_auth(headers: &HeaderMap, form: &[(String, String)]) -> ClientAuth {
-    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+impl ClientAuth {
+    fn new(method: &'static str, id: Option<String>, secret: Option<String>) -> ClientAuth {
+        ClientAuth { method, id, secret, proof: Err("no proof".into()), assertion_claims: None }
+    }
+
+    fn error(&self) -> Option<String> {
+        match (self.method, &self.proof) {
+            ("private_key_jwt" | "tls_client_auth", Err(e)) => Some(e.clone()),
+            _ => None,
+        }
+    }
+}
+
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+fn client_auth(req: &HttpRequest, form: &[(String, String)], st: &Inner) -> ClientAuth {
+    if let Some(value) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let value = value.trim();
         if value.len() > 6 && value[..6].eq_ignore_ascii_case("basic ") {
             let decoded = STANDARD.decode(value[6..].trim()).ok().map(|b| String::from_utf8_lossy(&b).into_owned());
@@ -924,17 +1034,112 @@ fn client_auth(headers: &HeaderMap, form: &[(String, String)]) -> ClientAuth {
                 Some((id, secret)) => (Some(form_decode(id)), Some(form_decode(secret))),
                 None => (None, None),
             };
-            return ClientAuth { method: "client_secret_basic", id, secret };
+            return ClientAuth::new("client_secret_basic", id, secret);
         }
     }
-    if let Some(id) = form_get(form, "client_id") {
-        return ClientAuth {
-            method: "client_secret_post",
-            id: Some(id.to_string()),
-            secret: form_get(form, "client_secret").map(str::to_string),
-        };
+    if form_get(form, "client_assertion_type").is_some() || form_get(form, "client_assertion").is_some() {
+        return st.assertion_auth(req, form);
     }
-    ClientAuth { method: "none", id: None, secret: None }
+    if let Some(id) = form_get(form, "client_id") {
+        let secret = form_get(form, "client_secret").map(str::to_string);
+        if secret.is_none() && lock(&st.client_dns).contains_key(id) {
+            let mut auth = ClientAuth::new("tls_client_auth", Some(id.to_string()), None);
+            auth.proof = st.certificate_proof(req, id);
+            return auth;
+        }
+        return ClientAuth::new("client_secret_post", Some(id.to_string()), secret);
+    }
+    ClientAuth::new("none", None, None)
+}
+
+fn verifier_for(jwk: &josekit::jwk::Jwk, alg: &str) -> Result<Box<dyn JwsVerifier>, String> {
+    let verifier: Box<dyn JwsVerifier> = match alg {
+        "ES256" => Box::new(ES256.verifier_from_jwk(jwk).map_err(|e| e.to_string())?),
+        "RS256" => Box::new(RS256.verifier_from_jwk(jwk).map_err(|e| e.to_string())?),
+        "EdDSA" => Box::new(EdDSA.verifier_from_jwk(jwk).map_err(|e| e.to_string())?),
+        other => return Err(format!("alg {other} not accepted")),
+    };
+    Ok(verifier)
+}
+
+impl Inner {
+    /// `private_key_jwt` (RFC 7523 §3): the assertion's signature with the client's registered
+    /// key, `iss` = `sub` = the client, `aud` = the issuer or this endpoint's URL, `exp` in the
+    /// future (at most 10 minutes), `iat` not in the future, and a `jti` never seen before.
+    fn assertion_auth(&self, req: &HttpRequest, form: &[(String, String)]) -> ClientAuth {
+        let assertion = form_get(form, "client_assertion").unwrap_or("");
+        let claims: Option<Value> = assertion
+            .split('.')
+            .nth(1)
+            .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let issuer = claims.as_ref().and_then(|c| c["iss"].as_str()).map(str::to_string);
+        let id = form_get(form, "client_id").map(str::to_string).or(issuer);
+        let mut auth = ClientAuth::new("private_key_jwt", id.clone(), None);
+        auth.assertion_claims = claims.clone();
+        auth.proof = (|| {
+            if form_get(form, "client_assertion_type") != Some(ASSERTION_TYPE) {
+                return Err("wrong client_assertion_type".to_string());
+            }
+            let id = id.ok_or("no client id")?;
+            let jwk = lock(&self.client_jwks).get(&id).cloned().ok_or("no key registered for the client")?;
+            let jwk =
+                josekit::jwk::Jwk::from_map(jwk.as_object().cloned().unwrap_or_default()).map_err(|e| e.to_string())?;
+            let header = josekit::jwt::decode_header(assertion).map_err(|e| e.to_string())?;
+            let alg = header.claim("alg").and_then(Value::as_str).unwrap_or("").to_string();
+            let verifier = verifier_for(&jwk, &alg)?;
+            let (payload, _) = josekit::jwt::decode_with_verifier(assertion, verifier.as_ref())
+                .map_err(|e| format!("bad signature: {e}"))?;
+            let c = payload.claims_set();
+            let now = now();
+            if c.get("iss").and_then(Value::as_str) != Some(id.as_str()) {
+                return Err("iss is not the client".into());
+            }
+            if c.get("sub").and_then(Value::as_str) != Some(id.as_str()) {
+                return Err("sub is not the client".into());
+            }
+            let endpoint = format!("{}{}", self.url, req.path());
+            let aud_ok = |a: &Value| a.as_str().is_some_and(|a| a == self.url || a == endpoint);
+            let aud = c.get("aud").ok_or("no aud")?;
+            let aud_ok = match aud {
+                Value::Array(items) => items.iter().any(aud_ok),
+                one => aud_ok(one),
+            };
+            if !aud_ok {
+                return Err(format!("aud {aud} is neither the issuer nor the endpoint"));
+            }
+            let exp = c.get("exp").and_then(Value::as_i64).ok_or("no exp")?;
+            if exp <= now || exp > now + 600 {
+                return Err("exp is past or too far ahead".into());
+            }
+            if c.get("iat").and_then(Value::as_i64).is_some_and(|iat| iat > now + 5) {
+                return Err("iat is in the future".into());
+            }
+            let jti = c.get("jti").and_then(Value::as_str).ok_or("no jti")?;
+            if !lock(&self.jtis).insert(jti.to_string()) {
+                return Err("jti replayed".into());
+            }
+            Ok(())
+        })();
+        auth
+    }
+
+    /// `tls_client_auth` (RFC 8705 §2.1.1): the connection's certificate was issued by the
+    /// client CA and its subject DN is the one registered for the client.
+    fn certificate_proof(&self, req: &HttpRequest, client_id: &str) -> Result<(), String> {
+        let cert = req.conn_data::<PeerCertificate>().ok_or("no client certificate on the connection")?;
+        let ca = self.client_ca.as_ref().ok_or("no client CA configured")?;
+        let ca_key = ca.public_key().map_err(|e| e.to_string())?;
+        if !cert.0.verify(&ca_key).unwrap_or(false) {
+            return Err("the client certificate is not issued by the client CA".into());
+        }
+        let expected = lock(&self.client_dns).get(client_id).cloned().unwrap_or_default();
+        let dn = crate::tls::subject_dn(&cert.0);
+        if dn != expected {
+            return Err(format!("subject {dn} is not the registered {expected}"));
+        }
+        Ok(())
+    }
 }
 
 fn accept_of(headers: &HeaderMap) -> String {
@@ -944,7 +1149,7 @@ fn accept_of(headers: &HeaderMap) -> String {
 async fn introspect(req: HttpRequest, body: web::Bytes, st: State) -> HttpResponse {
     st.introspections.fetch_add(1, Ordering::SeqCst);
     let form = parse_form(&body);
-    let auth = client_auth(req.headers(), &form);
+    let auth = client_auth(&req, &form, &st);
     let accept = accept_of(req.headers());
     let token = form_get(&form, "token").unwrap_or("").to_string();
     *lock(&st.last) = Some(IntrospectionRecord {
@@ -952,12 +1157,15 @@ async fn introspect(req: HttpRequest, body: web::Bytes, st: State) -> HttpRespon
         accept: accept.clone(),
         token: token.clone(),
         client_id: auth.id.clone(),
+        assertion_claims: auth.assertion_claims.clone(),
+        auth_error: auth.error(),
     });
     let behaviour = lock(&st.behaviour).clone();
     let cache_control = behaviour.cache_control.clone().unwrap_or_else(|| "no-store".to_string());
 
+    let proven = auth.proof.is_ok() && matches!(auth.method, "private_key_jwt" | "tls_client_auth");
     let authenticated = auth.id.as_deref() == Some(st.opts.client_id.as_str())
-        && auth.secret.as_deref() == Some(st.opts.client_secret.as_str());
+        && (proven || auth.secret.as_deref() == Some(st.opts.client_secret.as_str()));
     if !authenticated {
         let mut resp = json_response(StatusCode::UNAUTHORIZED, &json!({"error": "invalid_client"}), &cache_control);
         if auth.method == "client_secret_basic" {
@@ -1028,6 +1236,9 @@ impl Inner {
     /// The client id when `auth` carries a known id with its secret: the web client's
     /// configured secret, or `<id>-secret` for any other client id.
     fn authenticated_client(&self, auth: &ClientAuth) -> Option<String> {
+        if matches!(auth.method, "private_key_jwt" | "tls_client_auth") {
+            return auth.proof.is_ok().then(|| auth.id.clone()).flatten();
+        }
         let (id, secret) = (auth.id.as_deref()?, auth.secret.as_deref()?);
         let ok = if id == self.opts.web_client_id {
             secret == self.opts.web_client_secret
@@ -1087,8 +1298,11 @@ async fn token(req: HttpRequest, body: web::Bytes, st: State) -> HttpResponse {
             actix_web::rt::time::sleep(Duration::from_millis(delay)).await;
         }
     }
-    let auth = client_auth(req.headers(), &form);
+    let auth = client_auth(&req, &form, &st);
     let Some(client_id) = st.authenticated_client(&auth) else {
+        if let Some(error) = auth.error() {
+            log::info!("fake AS: token endpoint client authentication failed: {error}");
+        }
         return invalid_client(&auth);
     };
     let answer = match grant_type.as_str() {
@@ -1107,7 +1321,7 @@ async fn token(req: HttpRequest, body: web::Bytes, st: State) -> HttpResponse {
 /// but credentials that are presented must be right.
 async fn revoke(req: HttpRequest, body: web::Bytes, st: State) -> HttpResponse {
     let form = parse_form(&body);
-    let auth = client_auth(req.headers(), &form);
+    let auth = client_auth(&req, &form, &st);
     if auth.method != "none" && st.authenticated_client(&auth).is_none() {
         return invalid_client(&auth);
     }

@@ -45,6 +45,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// An OPA Data API on 127.0.0.1, evaluating one Rego module; stops when dropped or [`FakeOpa::stop`]ped.
 pub struct FakeOpa {
     addr: SocketAddr,
+    scheme: &'static str,
     inner: Arc<Inner>,
     handle: Option<ServerHandle>,
     thread: Option<JoinHandle<()>>,
@@ -54,6 +55,22 @@ impl FakeOpa {
     /// Starts a server on a free port with the Rego module `policy` (Rego v1 syntax). Panics if the
     /// policy does not compile.
     pub fn start(policy: &str) -> FakeOpa {
+        FakeOpa::start_with(policy, None)
+    }
+
+    /// Starts a server over HTTPS with this certificate and key (PEM); its URLs are `https://…`.
+    pub fn start_tls(policy: &str, cert_pem: &[u8], key_pem: &[u8]) -> FakeOpa {
+        use openssl::ssl::{SslAcceptor, SslMethod};
+        let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).expect("fake OPA: TLS");
+        let cert = openssl::x509::X509::from_pem(cert_pem).expect("fake OPA: certificate is not PEM");
+        let key = openssl::pkey::PKey::private_key_from_pem(key_pem).expect("fake OPA: key is not PEM");
+        b.set_certificate(&cert).expect("fake OPA: certificate");
+        b.set_private_key(&key).expect("fake OPA: key");
+        FakeOpa::start_with(policy, Some(b))
+    }
+
+    fn start_with(policy: &str, tls: Option<openssl::ssl::SslAcceptorBuilder>) -> FakeOpa {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let mut engine = regorus::Engine::new();
         engine.add_policy("policy.rego".to_string(), policy.to_string()).expect("fake OPA: the policy compiles");
         let inner = Arc::new(Inner {
@@ -75,8 +92,11 @@ impl FakeOpa {
                     })
                     .workers(1)
                     .disable_signals()
-                    .shutdown_timeout(1)
-                    .listen(listener);
+                    .shutdown_timeout(1);
+                    let server = match tls {
+                        Some(acceptor) => server.listen_openssl(listener, acceptor),
+                        None => server.listen(listener),
+                    };
                     let server = match server {
                         Ok(s) => s.run(),
                         Err(e) => {
@@ -94,17 +114,17 @@ impl FakeOpa {
             Ok(Err(e)) => panic!("fake OPA: cannot start server: {e}"),
             Err(_) => panic!("fake OPA: server thread died during start-up"),
         };
-        FakeOpa { addr, inner, handle: Some(handle), thread: Some(thread) }
+        FakeOpa { addr, scheme, inner, handle: Some(handle), thread: Some(thread) }
     }
 
-    /// The base URL, `http://127.0.0.1:PORT`.
+    /// The base URL, `http://127.0.0.1:PORT` (`https://` when started with [`FakeOpa::start_tls`]).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The Data API URL of the document at `path`, e.g. `data_url("shroud/allow")`.
     pub fn data_url(&self, path: &str) -> String {
-        format!("http://{}/v1/data/{path}", self.addr)
+        format!("{}://{}/v1/data/{path}", self.scheme, self.addr)
     }
 
     /// Number of Data API requests so far, whatever their outcome.

@@ -13,6 +13,7 @@
 //!   with regorus, with knobs ([`OpaBehaviour`]) to make it slow, failing or malformed.
 //! * [`RedisServer`]: a private `redis-server` process for one test; [`RedisCluster`] and
 //!   [`RedisSentinel`]: a Redis Cluster and a Sentinel-watched master made of such processes.
+//! * [`tls::TestPki`]: a private CA issuing server and client certificates for TLS tests.
 //! * [`net::free_port`]: find a free TCP port on 127.0.0.1.
 
 #![warn(missing_docs)]
@@ -22,12 +23,15 @@ pub mod fake_opa;
 pub mod net;
 pub mod redis_server;
 pub mod redis_topologies;
+pub mod tls;
 pub mod upstream;
 
 pub use fake_as::{
-    Behaviour, Discovery, FakeAs, FakeAsOptions, ForeignKey, IntrospectionRecord, LogoutSpec, Tamper, TokenSpec,
+    Behaviour, Discovery, FakeAs, FakeAsOptions, FakeAsTls, ForeignKey, IntrospectionRecord, LogoutSpec, Tamper,
+    TokenSpec,
 };
 pub use fake_opa::{FakeOpa, OpaBehaviour};
 pub use redis_server::RedisServer;
 pub use redis_topologies::{RedisCluster, RedisSentinel, RedisTls};
+pub use tls::{Issued, TestPki};
 pub use upstream::{Echo, EchoUpstream};

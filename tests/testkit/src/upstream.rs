@@ -16,6 +16,9 @@
 //!
 //! A request header `x-echo-set-header: name: value` (repeatable) adds `name: value` to
 //! the response.
+//!
+//! [`EchoUpstream::start_tls`] serves the same over HTTPS (OpenSSL), for tests of how Shroud
+//! verifies upstream certificates.
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -73,6 +76,25 @@ struct Shared {
     stopping: AtomicBool,
     next_conn: AtomicUsize,
     conns: Mutex<HashMap<usize, TcpStream>>,
+    tls: Option<openssl::ssl::SslAcceptor>,
+}
+
+/// A connection the echo server speaks HTTP/1.1 on: plain TCP or TLS over TCP.
+trait Conn: Read + Write {
+    fn shutdown_write(&mut self);
+}
+
+impl Conn for TcpStream {
+    fn shutdown_write(&mut self) {
+        let _ = self.shutdown(Shutdown::Write);
+    }
+}
+
+impl Conn for openssl::ssl::SslStream<TcpStream> {
+    fn shutdown_write(&mut self) {
+        let _ = self.shutdown();
+        let _ = self.get_ref().shutdown(Shutdown::Write);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -88,6 +110,23 @@ impl EchoUpstream {
     /// Starts an echo upstream on `addr`. Returns once the socket is bound; panics if it
     /// cannot be.
     pub fn start_on(addr: SocketAddr) -> EchoUpstream {
+        EchoUpstream::start_with(addr, None)
+    }
+
+    /// Starts an echo upstream over HTTPS on a free port of 127.0.0.1, with this certificate
+    /// and key (PEM); its URL is `https://127.0.0.1:PORT`.
+    pub fn start_tls(cert_pem: &[u8], key_pem: &[u8]) -> EchoUpstream {
+        use openssl::ssl::{SslAcceptor, SslMethod};
+        let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).expect("echo upstream: TLS");
+        let cert = openssl::x509::X509::from_pem(cert_pem).expect("echo upstream: certificate is not PEM");
+        let key = openssl::pkey::PKey::private_key_from_pem(key_pem).expect("echo upstream: key is not PEM");
+        b.set_certificate(&cert).expect("echo upstream: certificate");
+        b.set_private_key(&key).expect("echo upstream: key");
+        b.set_alpn_select_callback(|_, _| Ok(b"http/1.1"));
+        EchoUpstream::start_with(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), Some(b.build()))
+    }
+
+    fn start_with(addr: SocketAddr, tls: Option<openssl::ssl::SslAcceptor>) -> EchoUpstream {
         let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("echo upstream: cannot bind {addr}: {e}"));
         let addr = listener.local_addr().expect("echo upstream: no local address");
         let shared = Arc::new(Shared {
@@ -96,6 +135,7 @@ impl EchoUpstream {
             stopping: AtomicBool::new(false),
             next_conn: AtomicUsize::new(0),
             conns: Mutex::new(HashMap::new()),
+            tls,
         });
         let sh = shared.clone();
         let thread = std::thread::Builder::new()
@@ -105,9 +145,11 @@ impl EchoUpstream {
         EchoUpstream { addr, shared, thread: Some(thread) }
     }
 
-    /// The base URL, `http://127.0.0.1:PORT`.
+    /// The base URL, `http://127.0.0.1:PORT` (`https://` when started with
+    /// [`EchoUpstream::start_tls`]).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.shared.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The socket address the upstream listens on.
@@ -152,7 +194,15 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         }
         let sh = shared.clone();
         let spawned = std::thread::Builder::new().name(format!("echo-conn-{id}")).spawn(move || {
-            if let Err(e) = serve_connection(stream, &sh) {
+            let _ = stream.set_nodelay(true);
+            let served = match &sh.tls {
+                Some(acceptor) => match acceptor.accept(stream) {
+                    Ok(tls) => serve_connection(tls, &sh),
+                    Err(e) => Err(io::Error::other(format!("TLS handshake failed: {e}"))),
+                },
+                None => serve_connection(stream, &sh),
+            };
+            if let Err(e) = served {
                 log::debug!("echo upstream: connection {id}: {e}");
             }
             lock(&sh.conns).remove(&id);
@@ -306,18 +356,16 @@ fn segment_number(path: &str, prefix: &str) -> Option<u64> {
     segs.next()?.parse().ok()
 }
 
-fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
-    let _ = stream.set_nodelay(true);
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut writer = stream;
+fn serve_connection<S: Conn>(stream: S, shared: &Shared) -> io::Result<()> {
+    let mut reader = BufReader::new(stream);
     loop {
         let Some(head) = read_head(&mut reader)? else {
             return Ok(());
         };
         let http10 = head.version.eq_ignore_ascii_case("HTTP/1.0");
         if head.has_token("expect", "100-continue") && !http10 {
-            writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
-            writer.flush()?;
+            reader.get_mut().write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+            reader.get_mut().flush()?;
         }
         let body = read_body(&mut reader, &head)?;
         let mut close =
@@ -356,12 +404,12 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
                 status = code as u16;
             }
         } else if let Some(n) = segment_number(path_only, "bytes") {
-            write_bytes(&mut writer, &head, n, &extra_headers, http10)?;
+            write_bytes(reader.get_mut(), &head, n, &extra_headers, http10)?;
             if http10 {
                 return Ok(());
             }
             if close {
-                let _ = writer.shutdown(Shutdown::Write);
+                reader.get_mut().shutdown_write();
                 return Ok(());
             }
             continue;
@@ -388,16 +436,16 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
         if !no_body && head.method != "HEAD" {
             out.extend_from_slice(&json);
         }
-        writer.write_all(&out)?;
-        writer.flush()?;
+        reader.get_mut().write_all(&out)?;
+        reader.get_mut().flush()?;
         if close {
-            let _ = writer.shutdown(Shutdown::Write);
+            reader.get_mut().shutdown_write();
             return Ok(());
         }
     }
 }
 
-fn write_bytes(w: &mut TcpStream, head: &Head, n: u64, extra_headers: &[String], http10: bool) -> io::Result<()> {
+fn write_bytes(w: &mut impl Write, head: &Head, n: u64, extra_headers: &[String], http10: bool) -> io::Result<()> {
     let mut out = Vec::new();
     if http10 {
         out.extend_from_slice(b"HTTP/1.0 200 OK\r\nconnection: close\r\n");
