@@ -183,6 +183,35 @@ impl RedisTier {
         self.run_pipeline(&pipe).await
     }
 
+    /// Adds `member` to the sorted set `key` with its expiry (`until`, unix seconds) as score, drops the
+    /// members that expired, and keeps the set `ttl` past this addition: an index that lists only live
+    /// entries, however many come and go.
+    pub async fn add_to_index(&self, key: &str, member: &str, until: u64, ttl: Duration) -> Result<(), String> {
+        let now = crate::grant::now_secs();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("ZADD")
+            .arg(key)
+            .arg(until)
+            .arg(member)
+            .ignore()
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(key)
+            .arg("-inf")
+            .arg(format!("({now}"))
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(key)
+            .arg(ttl.as_secs().max(1))
+            .ignore();
+        self.run_pipeline(&pipe).await
+    }
+
+    /// The members of the sorted set `key` that have not expired (score ≥ now).
+    pub async fn index_members(&self, key: &str) -> Result<Vec<String>, String> {
+        self.run(redis::cmd("ZRANGEBYSCORE").arg(key).arg(crate::grant::now_secs()).arg("+inf")).await
+    }
+
     /// SMEMBERS `key`.
     pub async fn set_members(&self, key: &str) -> Result<Vec<String>, String> {
         self.run(redis::cmd("SMEMBERS").arg(key)).await
