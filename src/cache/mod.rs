@@ -17,7 +17,7 @@ use moka::Expiry;
 use seal::{CacheKey, Sealer};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -98,7 +98,33 @@ pub trait CacheObserver: Send + Sync {
 }
 
 /// The token keys of the grants of one subject or client (an index entry).
-type KeySet = Arc<Mutex<HashSet<CacheKey>>>;
+type KeySet = Arc<Mutex<IndexEntry>>;
+
+/// One index entry: the keys of a subject's or client's grants with when each expires (unix seconds).
+/// Expired keys are dropped whenever the entry has doubled since the last sweep, so an entry stays within
+/// about twice the live grants even for a client whose tokens keep coming.
+#[derive(Default)]
+struct IndexEntry {
+    keys: HashMap<CacheKey, u64>,
+    sweep_at: usize,
+}
+
+/// The smallest entry that is swept.
+const INDEX_SWEEP_MIN: usize = 64;
+
+impl IndexEntry {
+    fn insert(&mut self, key: CacheKey, until: u64, now: u64) {
+        self.keys.insert(key, until);
+        if self.keys.len() >= self.sweep_at {
+            self.keys.retain(|_, until| *until >= now);
+            self.sweep_at = (self.keys.len() * 2).max(INDEX_SWEEP_MIN);
+        }
+    }
+
+    fn live(&self, now: u64) -> impl Iterator<Item = CacheKey> + '_ {
+        self.keys.iter().filter(move |(_, until)| **until >= now).map(|(key, _)| *key)
+    }
+}
 
 /// What an admin purge drops.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,10 +333,14 @@ impl GrantCache {
 
     /// Token keys listed under an index key, in process and in Redis.
     async fn indexed(&self, index: &CacheKey) -> Vec<CacheKey> {
-        let mut keys: HashSet<CacheKey> =
-            self.index.get(index).map(|set| set.lock().map(|s| s.clone()).unwrap_or_default()).unwrap_or_default();
+        let now = crate::grant::now_secs();
+        let mut keys: HashSet<CacheKey> = self
+            .index
+            .get(index)
+            .map(|entry| entry.lock().map(|e| e.live(now).collect()).unwrap_or_default())
+            .unwrap_or_default();
         if let Some(redis) = &self.redis {
-            match redis.set_members(&index_name(index)).await {
+            match redis.index_members(&index_name(index)).await {
                 Ok(members) => keys.extend(
                     members.iter().filter_map(|h| hex::decode(h).ok()).filter_map(|b| CacheKey::try_from(b).ok()),
                 ),
@@ -320,18 +350,21 @@ impl GrantCache {
         keys.into_iter().collect()
     }
 
-    /// Lists a fresh active grant under its subject and client.
-    async fn index_grant(&self, key: &CacheKey, grant: &Grant) {
+    /// Lists a fresh active grant, cached for `ttl`, under its subject and client.
+    async fn index_grant(&self, key: &CacheKey, grant: &Grant, ttl: Duration) {
         let claims = grant.claims();
+        let now = crate::grant::now_secs();
+        // Whole seconds, rounded up: an entry is listed at least as long as it is cached.
+        let until = now + ttl.as_millis().div_ceil(1000) as u64;
         for (claim, value) in [("sub", claims.get("sub")), ("client_id", claims.get("client_id"))] {
             let Some(value) = value.and_then(serde_json::Value::as_str) else { continue };
             let index = index_key(&self.sealer, claim, value);
-            let set = self.index.get_with(index, KeySet::default);
-            if let Ok(mut set) = set.lock() {
-                set.insert(*key);
+            let entry = self.index.get_with(index, KeySet::default);
+            if let Ok(mut entry) = entry.lock() {
+                entry.insert(*key, until, now);
             }
             if let Some(redis) = &self.redis {
-                if let Err(e) = redis.add_to_set(&index_name(&index), &[hex::encode(key)], self.max_ttl).await {
+                if let Err(e) = redis.add_to_index(&index_name(&index), &hex::encode(key), until, self.max_ttl).await {
                     log::debug!("redis index update failed ({e})");
                 }
             }
@@ -459,7 +492,7 @@ impl GrantCache {
     {
         let entry = self.entry_for(exchange().await?);
         if let (Outcome::Active(grant), false) = (&entry.outcome, entry.ttl.is_zero()) {
-            self.index_grant(key, grant).await;
+            self.index_grant(key, grant, entry.ttl).await;
         }
         Ok(entry)
     }
@@ -534,9 +567,9 @@ fn index_key(sealer: &Sealer, claim: &str, value: &str) -> CacheKey {
     sealer.key(&format!("{claim}\u{0}{value}"))
 }
 
-/// The Redis set of an index key.
+/// The Redis sorted set of an index key (members: token keys; scores: when their grants expire).
 fn index_name(index: &CacheKey) -> String {
-    format!("shroud:v1:index:{}", hex::encode(index))
+    format!("shroud:v1:zindex:{}", hex::encode(index))
 }
 
 /// What an instance does about a token no tier holds.
@@ -553,5 +586,31 @@ fn still_valid(outcome: &Outcome) -> bool {
     match outcome {
         Outcome::Active(grant) => grant.expires_at() > crate::grant::now_secs(),
         Outcome::Inactive => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u64) -> CacheKey {
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&i.to_le_bytes());
+        key
+    }
+
+    #[test]
+    fn index_entries_stay_bounded_by_live_grants() {
+        // 100,000 grants of one client, 100 a second, each cached for 10 s: about 1,100 live at any time.
+        let mut entry = IndexEntry::default();
+        for i in 0..100_000u64 {
+            let now = 1_000 + i / 100;
+            entry.insert(key(i), now + 10, now);
+            assert!(entry.keys.len() <= 2 * 1_100 + INDEX_SWEEP_MIN, "{} keys after {i}", entry.keys.len());
+        }
+        let now = 1_000 + 99_999 / 100;
+        assert!(entry.live(now).count() <= 1_100);
+        assert!(entry.live(now).any(|k| k == key(99_999)), "the newest grant is listed");
+        assert_eq!(entry.live(now + 11).count(), 0, "all expired");
     }
 }

@@ -6,14 +6,17 @@ use super::redis_topology::Topology;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Longest wait for one Redis operation.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// After a failed operation, how long commands fail at once instead of each waiting for Redis again (so
-/// that an outage costs requests no latency).
-const BACKOFF: Duration = Duration::from_millis(1000);
+/// After an operation fails for want of Redis (a timeout, a lost or refused connection), commands are not
+/// even tried for this long: requests carry on without the shared tier at once instead of each waiting up
+/// to [`OPERATION_TIMEOUT`] per command for a Redis that is down (measured by the fault-injection tests:
+/// cache misses took up to 1.5 s while Redis was down). PING ([`RedisTier::ping`], `/readyz`) still
+/// probes, and its success ends the pause early.
+pub const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 /// A connection to a single node (also a Sentinel's current master) or to a cluster.
 #[derive(Clone)]
@@ -57,9 +60,17 @@ pub struct RedisTier {
     connection: std::sync::Mutex<Option<Connection>>,
     /// Serialises (re)connecting.
     connecting: tokio::sync::Mutex<()>,
-    /// Until when (ms since start) commands fail at once after a failure.
-    failing_until: std::sync::atomic::AtomicU64,
-    started: std::time::Instant,
+    /// Until when commands are skipped after a failure for want of Redis.
+    paused_until: std::sync::Mutex<Option<Instant>>,
+}
+
+/// Whether an operation failed because Redis could not be reached in time (rather than refusing it).
+fn unreachable<T>(result: &Result<redis::RedisResult<T>, tokio::time::error::Elapsed>) -> bool {
+    match result {
+        Err(_) => true,
+        Ok(Err(e)) => e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal(),
+        Ok(Ok(_)) => false,
+    }
 }
 
 fn with_timeout<T>(
@@ -78,8 +89,7 @@ impl RedisTier {
             topology,
             connection: std::sync::Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
-            failing_until: std::sync::atomic::AtomicU64::new(0),
-            started: std::time::Instant::now(),
+            paused_until: std::sync::Mutex::new(None),
         })
     }
 
@@ -97,20 +107,7 @@ impl RedisTier {
         }
     }
 
-    fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
-    }
-
-    /// Records a failure: commands fail at once for [`BACKOFF`]; a Sentinel master is looked up again.
-    fn failed(&self) {
-        self.failing_until.store(self.now_ms() + BACKOFF.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
-        self.reset();
-    }
-
     async fn connection(&self) -> Result<Connection, String> {
-        if self.now_ms() < self.failing_until.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err("unavailable (recent failure; retrying shortly)".into());
-        }
         if let Some(connection) = self.current() {
             return Ok(connection);
         }
@@ -118,18 +115,8 @@ impl RedisTier {
         if let Some(connection) = self.current() {
             return Ok(connection);
         }
-        let connected = tokio::time::timeout(OPERATION_TIMEOUT, self.connect()).await;
-        let connection = match connected {
-            Ok(Ok(connection)) => connection,
-            Ok(Err(e)) => {
-                self.failed();
-                return Err(e);
-            }
-            Err(_) => {
-                self.failed();
-                return Err("connect timed out".into());
-            }
-        };
+        let connection =
+            tokio::time::timeout(OPERATION_TIMEOUT, self.connect()).await.map_err(|_| "connect timed out")??;
         if let Ok(mut slot) = self.connection.lock() {
             *slot = Some(connection.clone());
         }
@@ -169,28 +156,47 @@ impl RedisTier {
             .map_err(|e| format!("no master from the sentinels: {:?}", e.kind()))
     }
 
-    async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, String> {
-        let mut connection = self.connection().await?;
-        let result = with_timeout(
-            tokio::time::timeout(OPERATION_TIMEOUT, cmd.query_async::<T>(&mut connection)).await,
-            "operation",
-        );
+    /// Whether commands are paused after a recent failure.
+    fn paused(&self) -> bool {
+        self.paused_until.lock().ok().and_then(|until| *until).is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Pauses commands (`Some`) or resumes them (`None`).
+    fn set_pause(&self, until: Option<Instant>) {
+        if let Ok(mut paused) = self.paused_until.lock() {
+            *paused = until;
+        }
+    }
+
+    /// A connection, unless commands are paused; a failure to connect pauses them.
+    async fn usable_connection(&self) -> Result<Connection, String> {
+        if self.paused() {
+            return Err("skipped: redis was unreachable moments ago".into());
+        }
+        self.connection().await.inspect_err(|_| self.set_pause(Some(Instant::now() + PAUSE_AFTER_FAILURE)))
+    }
+
+    /// Reads an operation's outcome: a failure for want of Redis pauses commands; any failure resets a
+    /// Sentinel connection.
+    fn settle<T>(&self, result: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>) -> Result<T, String> {
+        if unreachable(&result) {
+            self.set_pause(Some(Instant::now() + PAUSE_AFTER_FAILURE));
+        }
+        let result = with_timeout(result, "operation");
         if result.is_err() {
-            self.failed();
+            self.reset();
         }
         result
     }
 
+    async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, String> {
+        let mut connection = self.usable_connection().await?;
+        self.settle(tokio::time::timeout(OPERATION_TIMEOUT, cmd.query_async::<T>(&mut connection)).await)
+    }
+
     async fn run_pipeline(&self, pipe: &redis::Pipeline) -> Result<(), String> {
-        let mut connection = self.connection().await?;
-        let result = with_timeout(
-            tokio::time::timeout(OPERATION_TIMEOUT, pipe.query_async::<()>(&mut connection)).await,
-            "operation",
-        );
-        if result.is_err() {
-            self.failed();
-        }
-        result
+        let mut connection = self.usable_connection().await?;
+        self.settle(tokio::time::timeout(OPERATION_TIMEOUT, pipe.query_async::<()>(&mut connection)).await)
     }
 
     /// GET `key`.
@@ -217,6 +223,35 @@ impl RedisTier {
             .arg(ttl.as_secs().max(1))
             .ignore();
         self.run_pipeline(&pipe).await
+    }
+
+    /// Adds `member` to the sorted set `key` with its expiry (`until`, unix seconds) as score, drops the
+    /// members that expired, and keeps the set `ttl` past this addition: an index that lists only live
+    /// entries, however many come and go.
+    pub async fn add_to_index(&self, key: &str, member: &str, until: u64, ttl: Duration) -> Result<(), String> {
+        let now = crate::grant::now_secs();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("ZADD")
+            .arg(key)
+            .arg(until)
+            .arg(member)
+            .ignore()
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(key)
+            .arg("-inf")
+            .arg(format!("({now}"))
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(key)
+            .arg(ttl.as_secs().max(1))
+            .ignore();
+        self.run_pipeline(&pipe).await
+    }
+
+    /// The members of the sorted set `key` that have not expired (score ≥ now).
+    pub async fn index_members(&self, key: &str) -> Result<Vec<String>, String> {
+        self.run(redis::cmd("ZRANGEBYSCORE").arg(key).arg(crate::grant::now_secs()).arg("+inf")).await
     }
 
     /// SMEMBERS `key`.
@@ -297,21 +332,24 @@ impl RedisTier {
     /// Runs `script` (by its SHA-1, loading it when Redis does not know it yet) on one `key` with
     /// numeric `args`, for a numeric answer.
     pub async fn invoke_u64(&self, script: &redis::Script, key: &str, args: &[u64]) -> Result<u64, String> {
-        let mut connection = self.connection().await?;
+        let mut connection = self.usable_connection().await?;
         let mut invocation = script.key(key);
         invocation.arg(args);
-        let result = with_timeout(
-            tokio::time::timeout(OPERATION_TIMEOUT, invocation.invoke_async::<u64>(&mut connection)).await,
-            "script",
-        );
-        if result.is_err() {
-            self.failed();
-        }
-        result
+        self.settle(tokio::time::timeout(OPERATION_TIMEOUT, invocation.invoke_async::<u64>(&mut connection)).await)
     }
 
-    /// Whether Redis answers PING.
+    /// Whether Redis answers PING. It probes even while commands are paused, and an answer resumes them.
     pub async fn ping(&self) -> bool {
-        self.run::<String>(&redis::cmd("PING")).await.is_ok()
+        let Ok(mut connection) = self.connection().await else { return false };
+        let answered = self
+            .settle(
+                tokio::time::timeout(OPERATION_TIMEOUT, redis::cmd("PING").query_async::<String>(&mut connection))
+                    .await,
+            )
+            .is_ok();
+        if answered {
+            self.set_pause(None);
+        }
+        answered
     }
 }

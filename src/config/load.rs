@@ -44,10 +44,21 @@ pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
             }
         }
     }
-    let built = builder
-        .add_source(config::Environment::with_prefix("SHROUD").prefix_separator("__").separator("__").try_parsing(true))
-        .build()
-        .map_err(ConfigError::from_source)?;
+    builder = builder.add_source(
+        config::Environment::with_prefix("SHROUD").prefix_separator("__").separator("__").try_parsing(true),
+    );
+    finish(builder)
+}
+
+/// Reads and validates a configuration from TOML text alone, without environment overrides: the same
+/// parsing, checks and error messages as a configuration file gets from [`load`] (used by the fuzz target).
+pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+    finish(config::Config::builder().add_source(config::File::from_str(text, config::FileFormat::Toml)))
+}
+
+/// Builds the sources, deserializes them strictly and validates the result.
+fn finish(builder: config::ConfigBuilder<config::builder::DefaultState>) -> Result<Config, ConfigError> {
+    let built = builder.build().map_err(ConfigError::from_source)?;
     let config: Config = built.try_deserialize().map_err(ConfigError::from_source)?;
     config.validate()?;
     Ok(config)
@@ -55,4 +66,19 @@ pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
 
 fn file_source(path: &Path) -> config::File<config::FileSourceFile, config::FileFormat> {
     config::File::from(path).format(config::FileFormat::Toml).required(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_text_is_read_like_a_file() {
+        let text = "[introspection]\nclient_secret = \"s\"\n[[routes]]\npath_prefix = \"/api\"\nupstream = \"http://127.0.0.1:7001\"\n";
+        let config = from_toml_str(text).unwrap();
+        assert_eq!(config.routes[0].path_prefix, "/api");
+        let unknown = from_toml_str("[cache]\nkey_secrett = \"x\"\n").unwrap_err();
+        assert!(unknown.to_string().contains("key_secrett"), "{unknown}");
+        assert!(from_toml_str("[server\n").is_err(), "malformed TOML");
+    }
 }

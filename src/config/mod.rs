@@ -6,7 +6,7 @@
 mod load;
 pub mod validate;
 
-pub use load::{load, resolve_path, ConfigSource};
+pub use load::{from_toml_str, load, resolve_path, ConfigSource};
 pub use validate::ConfigError;
 
 use crate::secret::{redact_url, Secret};

@@ -161,10 +161,11 @@ fn is_unreserved(byte: u8) -> bool {
 }
 
 /// Normalises a request path (RFC 3986 §6.2.2): percent-encoded unreserved characters are decoded, other
-/// escapes upper-cased; dot segments (`.`, `..`, also when encoded) and backslashes are refused, so that a
-/// path cannot match one route here and mean another upstream (`/public/../admin`, `/%61dmin`). Control
-/// characters are refused too, also when encoded: an upstream that decodes `%00` may cut the path short,
-/// and one that decodes `%0D%0A` may split a header or log line with it.
+/// escapes upper-cased; dot segments (`.`, `..`, also when encoded), backslashes, encoded separators
+/// (`%2F`, `%5C`), control characters (also when encoded: an upstream that decodes `%00` may cut the path
+/// short, and one that decodes `%0D%0A` may split a header or log line with it) and bytes outside ASCII
+/// (which a URI cannot hold unencoded) are refused, so that a path cannot match one route here and mean
+/// another upstream (`/public/../admin`, `/%61dmin`, `/api%2Fx`).
 pub fn normalize_path(raw: &str) -> Result<String, Rejection> {
     let refuse = || Rejection::bad_request("the request path is not acceptable");
     if !raw.starts_with('/') {
@@ -191,7 +192,8 @@ pub fn normalize_path(raw: &str) -> Result<String, Rejection> {
             }
             i += 3;
         } else {
-            if b == b'\\' || b < 0x21 || b == 0x7f {
+            // Outside ASCII, the byte would be pushed as a Latin-1 character: refuse it rather than mangle.
+            if b == b'\\' || !(0x21..0x7f).contains(&b) {
                 return Err(refuse());
             }
             out.push(b as char);
@@ -283,5 +285,20 @@ mod tests {
             assert!(normalize_path(bad).is_err(), "{bad}");
         }
         assert_eq!(normalize_path("/a/..b/c.d").unwrap(), "/a/..b/c.d");
+    }
+
+    /// Found by the `request_headers` fuzz target: non-ASCII characters were pushed byte by byte as Latin-1
+    /// characters, so `/café` came out as `/cafÃ©` and normalising was not idempotent. actix refuses raw
+    /// non-ASCII request targets before Shroud sees them, but the function must not depend on that.
+    #[test]
+    fn non_ascii_paths_are_refused_not_mangled() {
+        for bad in ["/caf\u{e9}", "/\u{fffd}N./x", "/api/\u{7f}"] {
+            assert!(normalize_path(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(normalize_path("/caf%C3%A9").unwrap(), "/caf%C3%A9", "encoded, it is fine");
+        for path in ["/%61pi/%7euser/%3a", "/a/..b/c.d", "/caf%c3%a9"] {
+            let once = normalize_path(path).unwrap();
+            assert_eq!(normalize_path(&once).unwrap(), once, "idempotent for {path}");
+        }
     }
 }

@@ -82,3 +82,56 @@ async fn unknown_paths_are_404_json() {
     let resp = client().get(format!("{}/apix", shroud.url())).send().await.unwrap();
     assert_refusal(resp, 404, "not_found", None).await;
 }
+
+/// An introspection endpoint that drops the first connection after reading the request, without an answer
+/// (what a keep-alive connection closed by the server looks like to the client), then answers every token
+/// as active. Returns its URL and the number of requests it read.
+fn dropping_first_connection() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/introspect", listener.local_addr().unwrap());
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = requests.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(10) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            if counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                continue; // dropped: closed without an answer
+            }
+            let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 300;
+            let answer = format!(r#"{{"active":true,"sub":"alice","scope":"read","exp":{exp}}}"#);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (url, requests)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dropped_before_the_answer_is_retried_once() {
+    let (endpoint, requests) = dropping_first_connection();
+    let env = Env::with(ResponseMode::Json, |mut c| {
+        c.issuer.introspection_endpoint = Some(endpoint);
+        c
+    });
+    let resp = env.get("/api/x", Some("t")).await;
+    assert_eq!(resp.status(), 200, "the second try was answered");
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(env.api.hits(), 1);
+}

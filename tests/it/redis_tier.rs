@@ -164,3 +164,27 @@ async fn a_vanished_lock_holder_stalls_nobody_beyond_the_introspection_timeout()
     );
     assert_eq!(idp.introspections(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subject_and_client_index_lists_only_live_grants() {
+    let redis = RedisServer::start();
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let shroud = start(with_redis(config(&idp, &api, ResponseMode::Json), &redis.url()));
+    let http = client();
+    let get = |token: String| http.get(format!("{}/api/x", shroud.url())).bearer_auth(token).send();
+    for i in 0..20 {
+        idp.issue(&format!("short-{i}"), TokenSpec::active("alice", "read", 1));
+        assert_eq!(get(format!("short-{i}")).await.unwrap().status(), 200);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    idp.issue("long", TokenSpec::active("alice", "read", 300));
+    assert_eq!(get("long".into()).await.unwrap().status(), 200);
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    let indexes: Vec<String> = redis::cmd("KEYS").arg("shroud:v1:zindex:*").query(&mut conn).unwrap();
+    assert_eq!(indexes.len(), 2, "one for the subject, one for the client");
+    for index in indexes {
+        let listed: usize = redis::cmd("ZCARD").arg(&index).query(&mut conn).unwrap();
+        assert_eq!(listed, 1, "the expired grants were swept from {index}");
+    }
+}

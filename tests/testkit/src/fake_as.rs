@@ -311,11 +311,13 @@ impl Default for LogoutSpec {
 /// A fake OAuth 2.0 / OIDC authorization server served over real HTTP on 127.0.0.1.
 ///
 /// The server runs on its own thread with a one-worker actix-web server and stops when
-/// the value is dropped.
+/// the value is dropped. [`FakeAs::stop`] and [`FakeAs::restart`] take it down and bring it
+/// back on the same address, with the same tokens and keys (fault-injection tests).
 pub struct FakeAs {
     inner: Arc<Inner>,
-    handle: Option<ServerHandle>,
-    thread: Option<JoinHandle<()>>,
+    addr: SocketAddr,
+    /// The running server, `None` while stopped.
+    server: Mutex<Option<(ServerHandle, JoinHandle<()>)>>,
 }
 
 impl FakeAs {
@@ -338,7 +340,6 @@ impl FakeAs {
             .as_ref()
             .and_then(|t| t.client_ca_pem.as_deref())
             .map(|pem| X509::from_pem(pem).expect("fake AS: client CA is not a PEM certificate"));
-        let acceptor = opts.tls.as_ref().map(|t| tls_acceptor(t, client_ca.as_ref()));
         let inner = Arc::new(Inner {
             url,
             opts,
@@ -361,39 +362,49 @@ impl FakeAs {
             client_ca,
         });
 
-        let data = web::Data::from(inner.clone());
-        let (tx, rx) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name(format!("fake-as-{}", addr.port()))
-            .spawn(move || {
-                actix_web::rt::System::new().block_on(async move {
-                    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(routes))
-                        .on_connect(remember_peer_certificate)
-                        .workers(1)
-                        .disable_signals()
-                        .shutdown_timeout(1);
-                    let server = match acceptor {
-                        Some(acceptor) => server.listen_openssl(listener, acceptor),
-                        None => server.listen(listener),
-                    };
-                    let server = match server {
-                        Ok(s) => s.run(),
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            return;
-                        }
-                    };
-                    let _ = tx.send(Ok(server.handle()));
-                    let _ = server.await;
-                });
-            })
-            .expect("fake AS: cannot spawn server thread");
-        let handle = match rx.recv() {
-            Ok(Ok(h)) => h,
-            Ok(Err(e)) => panic!("fake AS: cannot start server: {e}"),
-            Err(_) => panic!("fake AS: server thread died during start-up"),
-        };
-        FakeAs { inner, handle: Some(handle), thread: Some(thread) }
+        let server = serve(inner.clone(), listener);
+        FakeAs { inner, addr, server: Mutex::new(Some(server)) }
+    }
+
+    /// Stops answering, as an authorization server that went down, and returns once it is down: requests
+    /// in flight are answered (within a second), then every connection is closed and so is the listening
+    /// socket, so that callers get "connection refused". Tokens, keys and counters are kept for
+    /// [`FakeAs::restart`]. Idempotent. Takes `&self`, so that a test can take the server down while its
+    /// clients keep issuing tokens.
+    pub fn stop(&self) {
+        self.shut_down(true);
+        // The accept thread closes the listening socket on its own time.
+        for _ in 0..200 {
+            if std::net::TcpStream::connect_timeout(&self.addr, Duration::from_millis(100)).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("fake AS: {} still accepts connections after stop", self.addr);
+    }
+
+    /// Stops the server: `graceful` waits until its workers are done (a forced stop leaves them serving
+    /// open connections for a moment after it returns).
+    fn shut_down(&self, graceful: bool) {
+        let server = lock(&self.server).take();
+        if let Some((handle, thread)) = server {
+            // The stop command is sent eagerly; the returned future only waits for it. The server thread ends
+            // once the server has stopped (for a graceful stop: once its workers have).
+            drop(handle.stop(graceful));
+            let _ = thread.join();
+        }
+    }
+
+    /// Serves again on the same address, with the same tokens and keys, after [`FakeAs::stop`]. Panics if
+    /// the address cannot be bound again. A no-op while running.
+    pub fn restart(&self) {
+        let mut server = lock(&self.server);
+        if server.is_some() {
+            return;
+        }
+        let listener =
+            TcpListener::bind(self.addr).unwrap_or_else(|e| panic!("fake AS: cannot bind {} again: {e}", self.addr));
+        *server = Some(serve(self.inner.clone(), listener));
     }
 
     /// The base URL, `http://127.0.0.1:PORT`; this is also the `issuer` (no trailing slash).
@@ -541,13 +552,46 @@ impl FakeAs {
 
 impl Drop for FakeAs {
     fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            // The stop command is sent eagerly; the returned future only waits for it.
-            drop(handle.stop(false));
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.shut_down(false);
+    }
+}
+
+/// Runs the server for `inner` on `listener` (over TLS when its options ask for it) on its own thread;
+/// returns once it is running.
+fn serve(inner: Arc<Inner>, listener: TcpListener) -> (ServerHandle, JoinHandle<()>) {
+    let acceptor = inner.opts.tls.as_ref().map(|t| tls_acceptor(t, inner.client_ca.as_ref()));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let data = web::Data::from(inner);
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name(format!("fake-as-{port}"))
+        .spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(routes))
+                    .on_connect(remember_peer_certificate)
+                    .workers(1)
+                    .disable_signals()
+                    .shutdown_timeout(1);
+                let server = match acceptor {
+                    Some(acceptor) => server.listen_openssl(listener, acceptor),
+                    None => server.listen(listener),
+                };
+                let server = match server {
+                    Ok(s) => s.run(),
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = tx.send(Ok(server.handle()));
+                let _ = server.await;
+            });
+        })
+        .expect("fake AS: cannot spawn server thread");
+    match rx.recv() {
+        Ok(Ok(h)) => (h, thread),
+        Ok(Err(e)) => panic!("fake AS: cannot start server: {e}"),
+        Err(_) => panic!("fake AS: server thread died during start-up"),
     }
 }
 

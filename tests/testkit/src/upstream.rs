@@ -137,12 +137,34 @@ impl EchoUpstream {
             conns: Mutex::new(HashMap::new()),
             tls,
         });
-        let sh = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("echo-accept-{}", addr.port()))
-            .spawn(move || accept_loop(listener, sh))
-            .expect("echo upstream: cannot spawn accept thread");
+        let thread = spawn_accept(listener, addr, shared.clone());
         EchoUpstream { addr, shared, thread: Some(thread) }
+    }
+
+    /// Goes down, as a crashed API: the listening socket is closed and open connections are shut
+    /// down, so callers get "connection refused" or a reset. Counters are kept for
+    /// [`EchoUpstream::restart`]. Idempotent.
+    pub fn stop(&mut self) {
+        let Some(thread) = self.thread.take() else { return };
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        // Wake the accept loop so that it sees the flag and closes the listener.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        let _ = thread.join();
+        for (_, conn) in lock(&self.shared.conns).drain() {
+            let _ = conn.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Listens again on the same address after [`EchoUpstream::stop`]. Panics if the address cannot
+    /// be bound again. A no-op while running.
+    pub fn restart(&mut self) {
+        if self.thread.is_some() {
+            return;
+        }
+        let listener = TcpListener::bind(self.addr)
+            .unwrap_or_else(|e| panic!("echo upstream: cannot bind {} again: {e}", self.addr));
+        self.shared.stopping.store(false, Ordering::SeqCst);
+        self.thread = Some(spawn_accept(listener, self.addr, self.shared.clone()));
     }
 
     /// The base URL, `http://127.0.0.1:PORT` (`https://` when started with
@@ -170,16 +192,15 @@ impl EchoUpstream {
 
 impl Drop for EchoUpstream {
     fn drop(&mut self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        // Wake the accept loop so that it sees the flag and closes the listener.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        for (_, conn) in lock(&self.shared.conns).drain() {
-            let _ = conn.shutdown(Shutdown::Both);
-        }
+        self.stop();
     }
+}
+
+fn spawn_accept(listener: TcpListener, addr: SocketAddr, shared: Arc<Shared>) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(format!("echo-accept-{}", addr.port()))
+        .spawn(move || accept_loop(listener, shared))
+        .expect("echo upstream: cannot spawn accept thread")
 }
 
 fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {

@@ -5,7 +5,8 @@
 //! ```
 //! Serves OIDC discovery (issuer `http://<addr>`), an empty JWKS, `POST /introspect` (client
 //! `gateway`/`gateway-secret`, HTTP Basic) answering every token as an active RFC 7662 token with scope
-//! `read` that expires in five minutes, and `GET /stats` → `{"introspections": N}`.
+//! `read` that expires in five minutes, except tokens that start with `invalid` (`{"active": false}`, for
+//! the soak test's invalid tokens), and `GET /stats` → `{"introspections": N}`.
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,10 +36,16 @@ async fn jwks() -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(r#"{"keys":[]}"#)
 }
 
-async fn introspect(req: HttpRequest, state: web::Data<Arc<State>>) -> HttpResponse {
+async fn introspect(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<State>>) -> HttpResponse {
     state.introspections.fetch_add(1, Ordering::Relaxed);
     if req.headers().get("authorization").and_then(|v| v.to_str().ok()) != Some(GATEWAY_BASIC) {
         return HttpResponse::Unauthorized().json(serde_json::json!({"error": "invalid_client"}));
+    }
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    if form.iter().any(|(k, v)| k == "token" && v.starts_with("invalid")) {
+        return HttpResponse::Ok()
+            .insert_header(("cache-control", "no-store"))
+            .json(serde_json::json!({"active": false}));
     }
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(serde_json::json!({
