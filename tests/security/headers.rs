@@ -108,6 +108,8 @@ pub fn cases() -> Vec<Case> {
         case("dot segments from a public route into /api", request("GET", "/public/../api/x", &[], b""), BAD_PATH),
         case("encoded dot segments from a public route", request("GET", "/public/%2e%2e/api/x", &[], b""), BAD_PATH),
         case("encoded slash and dots from a public route", request("GET", "/public/..%2Fapi/x", &[], b""), BAD_PATH),
+        case("an encoded slash right after a route prefix", request("GET", "/api%2Fx", &[], b""), BAD_PATH),
+        case("an encoded backslash in a path", request("GET", "/public%5Capi/x", &[], b""), BAD_PATH),
         case("backslash from a public route", request("GET", "/public/..\\api/x", &[], b""), BAD_PATH),
         case(
             "Content-Length and Transfer-Encoding together",
