@@ -17,7 +17,7 @@ use moka::Expiry;
 use seal::{CacheKey, Sealer};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -100,29 +100,34 @@ pub trait CacheObserver: Send + Sync {
 /// The token keys of the grants of one subject or client (an index entry).
 type KeySet = Arc<Mutex<IndexEntry>>;
 
-/// One index entry: the keys of a subject's or client's grants with when each expires (unix seconds).
-/// Expired keys are dropped whenever the entry has doubled since the last sweep, so an entry stays within
-/// about twice the live grants even for a client whose tokens keep coming.
+/// One index entry: the keys of a subject's or client's grants, grouped by the second in which they expire
+/// (unix seconds). Every insertion drops the groups that have expired, so an entry holds exactly the live
+/// grants (plus the keys of re-exchanged tokens until their older listing expires) and its memory follows
+/// the live count up and down, even for a client whose tokens keep coming.
 #[derive(Default)]
 struct IndexEntry {
-    keys: HashMap<CacheKey, u64>,
-    sweep_at: usize,
+    by_expiry: BTreeMap<u64, Vec<CacheKey>>,
 }
-
-/// The smallest entry that is swept.
-const INDEX_SWEEP_MIN: usize = 64;
 
 impl IndexEntry {
     fn insert(&mut self, key: CacheKey, until: u64, now: u64) {
-        self.keys.insert(key, until);
-        if self.keys.len() >= self.sweep_at {
-            self.keys.retain(|_, until| *until >= now);
-            self.sweep_at = (self.keys.len() * 2).max(INDEX_SWEEP_MIN);
+        while let Some(entry) = self.by_expiry.first_entry() {
+            if *entry.key() >= now {
+                break;
+            }
+            entry.remove();
         }
+        self.by_expiry.entry(until).or_default().push(key);
     }
 
     fn live(&self, now: u64) -> impl Iterator<Item = CacheKey> + '_ {
-        self.keys.iter().filter(move |(_, until)| **until >= now).map(|(key, _)| *key)
+        self.by_expiry.range(now..).flat_map(|(_, keys)| keys.iter().copied())
+    }
+
+    /// Listings held, live or not yet dropped.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.by_expiry.values().map(Vec::len).sum()
     }
 }
 
@@ -606,7 +611,7 @@ mod tests {
         for i in 0..100_000u64 {
             let now = 1_000 + i / 100;
             entry.insert(key(i), now + 10, now);
-            assert!(entry.keys.len() <= 2 * 1_100 + INDEX_SWEEP_MIN, "{} keys after {i}", entry.keys.len());
+            assert!(entry.len() <= 1_100, "{} keys after {i}", entry.len());
         }
         let now = 1_000 + 99_999 / 100;
         assert!(entry.live(now).count() <= 1_100);
