@@ -6,6 +6,7 @@ use super::redis_topology::Topology;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Longest wait for one Redis operation.
@@ -17,6 +18,11 @@ pub const OPERATION_TIMEOUT: Duration = Duration::from_millis(500);
 /// cache misses took up to 1.5 s while Redis was down). PING ([`RedisTier::ping`], `/readyz`) still
 /// probes, and its success ends the pause early.
 pub const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
+/// How the errors of an outage begin: commands that failed for want of Redis, and commands not tried
+/// because commands are paused ([`PAUSE_AFTER_FAILURE`]). The outage itself is logged once, when it
+/// starts, so callers log these at debug level only ([`RedisTier::is_outage`]).
+const OUTAGE: &str = "redis unreachable: ";
 
 /// A connection to a single node (also a Sentinel's current master) or to a cluster.
 #[derive(Clone)]
@@ -62,6 +68,10 @@ pub struct RedisTier {
     connecting: tokio::sync::Mutex<()>,
     /// Until when commands are skipped after a failure for want of Redis.
     paused_until: std::sync::Mutex<Option<Instant>>,
+    /// Whether Redis is known to be unreachable: set by the failure that starts an outage (one warning),
+    /// cleared by the first success after it (one info line), so that an outage under load logs two
+    /// lines, not one per request.
+    down: AtomicBool,
 }
 
 /// Whether an operation failed because Redis could not be reached in time (rather than refusing it).
@@ -90,6 +100,7 @@ impl RedisTier {
             connection: std::sync::Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
             paused_until: std::sync::Mutex::new(None),
+            down: AtomicBool::new(false),
         })
     }
 
@@ -168,25 +179,57 @@ impl RedisTier {
         }
     }
 
+    /// Redis could not be reached (`why`): commands pause, and the first such failure of an outage is
+    /// logged.
+    fn fail_unreachable(&self, why: &str) {
+        self.set_pause(Some(Instant::now() + PAUSE_AFTER_FAILURE));
+        if !self.down.swap(true, Ordering::Relaxed) {
+            log::warn!(
+                "redis unreachable ({why}); carrying on without the shared tier, retrying every {} s",
+                PAUSE_AFTER_FAILURE.as_secs()
+            );
+        }
+    }
+
+    /// Redis answered: ends a logged outage.
+    fn answered(&self) {
+        if self.down.swap(false, Ordering::Relaxed) {
+            log::info!("redis answers again; the shared tier is back in use");
+        }
+    }
+
+    /// Whether `error` (from any command) comes from an outage, which the tier has logged already.
+    pub fn is_outage(error: &str) -> bool {
+        error.starts_with(OUTAGE)
+    }
+
     /// A connection, unless commands are paused; a failure to connect pauses them.
     async fn usable_connection(&self) -> Result<Connection, String> {
         if self.paused() {
-            return Err("skipped: redis was unreachable moments ago".into());
+            return Err(format!("{OUTAGE}skipped while paused"));
         }
-        self.connection().await.inspect_err(|_| self.set_pause(Some(Instant::now() + PAUSE_AFTER_FAILURE)))
+        self.connection().await.map_err(|e| {
+            self.fail_unreachable(&e);
+            format!("{OUTAGE}{e}")
+        })
     }
 
     /// Reads an operation's outcome: a failure for want of Redis pauses commands; any failure resets a
     /// Sentinel connection.
     fn settle<T>(&self, result: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>) -> Result<T, String> {
-        if unreachable(&result) {
-            self.set_pause(Some(Instant::now() + PAUSE_AFTER_FAILURE));
-        }
+        let lost = unreachable(&result);
         let result = with_timeout(result, "operation");
-        if result.is_err() {
-            self.reset();
+        match &result {
+            Ok(_) => self.answered(),
+            Err(_) => self.reset(),
         }
-        result
+        result.map_err(|e| match lost {
+            true => {
+                self.fail_unreachable(&e);
+                format!("{OUTAGE}{e}")
+            }
+            false => e,
+        })
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, String> {

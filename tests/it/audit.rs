@@ -1,39 +1,19 @@
 //! The audit log of a real `shroud serve`: one JSON line per decision on `shroud::audit`, with the
 //! request id shared with the access log, the upstream and the client, and no token anywhere.
 
-use crate::cli::{base_config, write_config};
+use crate::cli::{base_config, served_config, Served};
 use serde_json::Value;
 use shroud_testkit::{EchoUpstream, FakeAs, TokenSpec};
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_decision_is_one_json_line_with_its_request_id() {
     let idp = FakeAs::start();
     let api = EchoUpstream::start();
     let port = shroud_testkit::net::free_port();
-    let text = base_config("[rate_limit]\nper_client = \"2/h\"\n")
-        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""))
-        .replace("http://127.0.0.1:9", &idp.url())
-        .replace("http://127.0.0.1:7001", &api.url())
-        .replace("very-secret-client-value", "gateway-secret")
-        .replace("backend = \"redis\"", "backend = \"memory\"");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shroud"))
-        .args(["serve", "--config", write_config(&text).to_str().unwrap()])
-        .env_remove("SHROUD_CONFIG")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let text = served_config(&base_config("[rate_limit]\nper_client = \"2/h\"\n"), port, &idp.url(), &api.url());
+    let served = Served::start(&text, port, "info").await;
+    let base = served.base.clone();
     let http = crate::support::client();
-    for _ in 0..100 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     idp.issue("token-of-alice-0001", TokenSpec::active("alice", "read", 300));
     let mut bob = TokenSpec::active("bob", "write", 300);
     bob.client_id = Some("client-2".into());
@@ -61,9 +41,7 @@ async fn every_decision_is_one_json_line_with_its_request_id() {
     assert_eq!(call(None, None).await.unwrap().status(), 401);
     let _ = http.get(format!("{base}/healthz")).send().await;
 
-    child.kill().unwrap();
-    let out = child.wait_with_output().unwrap();
-    let logs = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let logs = served.logs();
     let lines: Vec<Value> = logs
         .lines()
         .filter(|l| l.contains("shroud::audit"))

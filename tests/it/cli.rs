@@ -54,6 +54,65 @@ required_scopes = ["read"]
     )
 }
 
+/// `text` (a [`base_config`]) pointed at a real authorization server and upstream, listening on `port`,
+/// with the in-process cache backend.
+pub(crate) fn served_config(text: &str, port: u16, issuer: &str, upstream: &str) -> String {
+    text.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""))
+        .replace("http://127.0.0.1:9", issuer)
+        .replace("http://127.0.0.1:7001", upstream)
+        .replace("very-secret-client-value", "gateway-secret")
+        .replace("backend = \"redis\"", "backend = \"memory\"")
+}
+
+/// A running `shroud serve` process, its output captured; killed when dropped.
+pub(crate) struct Served {
+    child: Option<std::process::Child>,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+}
+
+impl Served {
+    /// Starts `shroud serve` on `text` (which listens on `port`) with `RUST_LOG=rust_log` and waits until
+    /// `/healthz` answers.
+    pub(crate) async fn start(text: &str, port: u16, rust_log: &str) -> Served {
+        let path = write_config(text);
+        let child = Command::new(env!("CARGO_BIN_EXE_shroud"))
+            .args(["serve", "--config", path.to_str().unwrap()])
+            .env_remove("SHROUD_CONFIG")
+            .env("RUST_LOG", rust_log)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let served = Served { child: Some(child), base: format!("http://127.0.0.1:{port}") };
+        let http = crate::support::client();
+        for _ in 0..100 {
+            if http.get(format!("{}/healthz", served.base)).send().await.is_ok_and(|r| r.status() == 200) {
+                return served;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("shroud serve did not come up:\n{}", served.logs());
+    }
+
+    /// Stops the process and returns everything it wrote.
+    pub(crate) fn logs(mut self) -> String {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 #[test]
 fn keygen_prints_fresh_32_byte_hex_keys() {
     let a = String::from_utf8(shroud(&["keygen"], &[]).stdout).unwrap();
@@ -163,32 +222,9 @@ async fn serve_logs_each_request_and_never_a_secret() {
     let idp = shroud_testkit::FakeAs::start();
     let api = shroud_testkit::EchoUpstream::start();
     let port = shroud_testkit::net::free_port();
-    let text = base_config("")
-        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""))
-        .replace("http://127.0.0.1:9", &idp.url())
-        .replace("http://127.0.0.1:7001", &api.url())
-        .replace("very-secret-client-value", "gateway-secret")
-        .replace("backend = \"redis\"", "backend = \"memory\"");
-    let path = write_config(&text);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shroud"))
-        .args(["serve", "--config", path.to_str().unwrap()])
-        .env_remove("SHROUD_CONFIG")
-        .env("RUST_LOG", "debug")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let served = Served::start(&served_config(&base_config(""), port, &idp.url(), &api.url()), port, "debug").await;
+    let base = served.base.clone();
     let http = crate::support::client();
-    let mut up = false;
-    for _ in 0..100 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(up, "shroud serve came up");
     let token = "opaque-token-that-must-never-be-logged";
     idp.issue(token, shroud_testkit::TokenSpec::active("alice", "read", 300));
     assert_eq!(http.get(format!("{base}/api/x")).bearer_auth(token).send().await.unwrap().status(), 200);
@@ -197,9 +233,7 @@ async fn serve_logs_each_request_and_never_a_secret() {
     assert_eq!(http.get(format!("{base}/api/x")).bearer_auth(bad).send().await.unwrap().status(), 401);
     let malformed = http.get(format!("{base}/api/x")).header("authorization", "Bearer bad@value").send().await.unwrap();
     assert_eq!(malformed.status(), 400);
-    child.kill().unwrap();
-    let out = child.wait_with_output().unwrap();
-    let logs = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let logs = served.logs();
     assert!(logs.contains("GET /api/x route=/api status=200 cache=miss"), "{logs}");
     assert!(logs.contains("GET /api/x route=/api status=401"), "{logs}");
     assert!(logs.contains("GET /api/x route=/api status=400"), "{logs}");

@@ -6,7 +6,6 @@ use crate::support::*;
 use serde_json::{json, Value};
 use shroud::config::{Config, OpaConfig, ResponseMode};
 use shroud_testkit::{FakeOpa, OpaBehaviour, TokenSpec};
-use std::process::Command;
 use std::time::Duration;
 
 const POLICY: &str = r#"
@@ -283,32 +282,11 @@ async fn denials_are_audited_and_failures_logged_without_claims() {
     let idp = shroud_testkit::FakeAs::start();
     let api = shroud_testkit::EchoUpstream::start();
     let port = shroud_testkit::net::free_port();
-    let text = opa_config_text(&format!("url = \"{}\"", opa.data_url("shroud/allow")))
-        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""))
-        .replace("http://127.0.0.1:9", &idp.url())
-        .replace("http://127.0.0.1:7001", &api.url())
-        .replace("very-secret-client-value", "gateway-secret")
-        .replace("backend = \"redis\"", "backend = \"memory\"");
-    let path = crate::cli::write_config(&text);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shroud"))
-        .args(["serve", "--config", path.to_str().unwrap()])
-        .env_remove("SHROUD_CONFIG")
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let text = opa_config_text(&format!("url = \"{}\"", opa.data_url("shroud/allow")));
+    let served =
+        crate::cli::Served::start(&crate::cli::served_config(&text, port, &idp.url(), &api.url()), port, "info").await;
+    let base = served.base.clone();
     let http = client();
-    let mut up = false;
-    for _ in 0..100 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "shroud serve came up");
     let token = "opaque-token-of-fiona";
     let mut spec = TokenSpec::active("fiona", "read", 300);
     spec.extra.insert("roles".into(), json!(["finance-secret-role"]));
@@ -317,9 +295,7 @@ async fn denials_are_audited_and_failures_logged_without_claims() {
     opa.stop();
     let resp = http.get(format!("{base}/api/x")).bearer_auth(token).send().await.unwrap();
     assert_eq!(resp.status(), 503);
-    child.kill().unwrap();
-    let out = child.wait_with_output().unwrap();
-    let logs = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let logs = served.logs();
     let audit = logs.lines().find(|l| l.contains("shroud::audit")).unwrap_or_else(|| panic!("an audit line:\n{logs}"));
     for field in [r#""decision":"deny""#, r#""rule":"opa""#, r#""route":"/api""#, r#""sub":"fiona""#] {
         assert!(audit.contains(field), "{field} in {audit}");

@@ -188,3 +188,64 @@ async fn the_subject_and_client_index_lists_only_live_grants() {
         assert_eq!(listed, 1, "the expired grants were swept from {index}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_under_load_is_logged_once_and_so_is_the_recovery() {
+    let mut redis = RedisServer::start();
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let port = shroud_testkit::net::free_port();
+    let text = crate::cli::served_config(&crate::cli::base_config(""), port, &idp.url(), &api.url())
+        .replace("backend = \"memory\"", "backend = \"redis\"")
+        .replace("redis://:redis-password-123@127.0.0.1:6379/0", &redis.url());
+    let served = crate::cli::Served::start(&text, port, "warn,shroud::cache=info").await;
+    let http = client();
+    let mut n = 0;
+    // Fresh tokens in concurrent batches: each is a Redis lookup and a Redis store.
+    let mut batch = |size: usize| {
+        let calls: Vec<_> = (0..size)
+            .map(|_| {
+                n += 1;
+                let token = format!("outage-token-{n:04}");
+                idp.issue(&token, TokenSpec::active("alice", "read", 300));
+                http.get(format!("{}/api/x", served.base)).bearer_auth(token).send()
+            })
+            .collect();
+        futures_util::future::join_all(calls)
+    };
+    for answer in batch(10).await {
+        assert_eq!(answer.unwrap().status(), 200);
+    }
+    redis.stop();
+    // About 2.5 s of load: several pauses begin and end while Redis stays down.
+    let down_until = std::time::Instant::now() + std::time::Duration::from_millis(2500);
+    let mut during = 0;
+    while std::time::Instant::now() < down_until {
+        for answer in batch(10).await {
+            assert_eq!(answer.unwrap().status(), 200, "tokens are still exchanged without Redis");
+            during += 1;
+        }
+    }
+    redis.restart();
+    let ready_by = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let ready: serde_json::Value =
+            http.get(format!("{}/readyz", served.base)).send().await.unwrap().json().await.unwrap();
+        if ready["degraded"] == false {
+            break;
+        }
+        assert!(std::time::Instant::now() < ready_by, "still degraded: {ready}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for answer in batch(10).await {
+        assert_eq!(answer.unwrap().status(), 200);
+    }
+    let logs = served.logs();
+    let count = |needle: &str| logs.lines().filter(|l| l.contains(needle)).count();
+    assert!(during >= 50, "load ran during the outage ({during} requests)");
+    assert_eq!(count("redis unreachable ("), 1, "one warning for the outage, not one per request:\n{logs}");
+    assert_eq!(count("redis answers again"), 1, "one line for the recovery:\n{logs}");
+    for per_request in ["redis lookup failed", "redis store failed"] {
+        assert_eq!(count(per_request), 0, "{per_request} is not logged per request:\n{logs}");
+    }
+}
