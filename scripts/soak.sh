@@ -136,6 +136,13 @@ render() { # render TEMPLATE OUT KEY=VALUE...: fills @KEY@ placeholders
 }
 
 rss_kb() { sed -nE 's/^VmRSS:[[:space:]]+([0-9]+) kB$/\1/p' "/proc/$1/status"; }
+# rss_parts PID: "anon file thp" in kB (heap and stacks; mapped files such as the binary's code; the part of
+# anon held in transparent huge pages).
+rss_parts() {
+    printf '%s\t%s\t%s' "$(sed -nE 's/^RssAnon:[[:space:]]+([0-9]+) kB$/\1/p' "/proc/$1/status")" \
+        "$(sed -nE 's/^RssFile:[[:space:]]+([0-9]+) kB$/\1/p' "/proc/$1/status")" \
+        "$(sed -nE 's/^AnonHugePages:[[:space:]]+([0-9]+) kB$/\1/p' "/proc/$1/smaps_rollup")"
+}
 
 # ---------------------------------------------------------------------------------------------------------
 # Servers: bench-as, Redis, the nginx upstream, Shroud with the Redis tier and the token handler
@@ -182,12 +189,13 @@ loader() { # loader KIND CONNECTIONS EXPECTED URL [FILE HEADER]
         >"$OUT/wrk-$kind.txt" 2>&1 &
     LOADERS+=($!)
 }
-printf 't_s\tshroud_rss_kb\tredis_used_kb\n' >"$OUT/rss.tsv"
+printf 't_s\tshroud_rss_kb\tredis_used_kb\tshroud_anon_kb\tshroud_file_kb\tshroud_thp_kb\n' >"$OUT/rss.tsv"
 sampler() {
     local t0=$SECONDS
     while kill -0 "$SHROUD_PID" 2>/dev/null; do
-        printf '%d\t%s\t%s\n' $((SECONDS - t0)) "$(rss_kb "$SHROUD_PID")" \
-            "$(($(redis-cli -p "$P_REDIS" info memory | sed -nE 's/^used_memory:([0-9]+).*/\1/p') / 1024))" >>"$OUT/rss.tsv"
+        printf '%d\t%s\t%s\t%s\n' $((SECONDS - t0)) "$(rss_kb "$SHROUD_PID")" \
+            "$(($(redis-cli -p "$P_REDIS" info memory | sed -nE 's/^used_memory:([0-9]+).*/\1/p') / 1024))" \
+            "$(rss_parts "$SHROUD_PID")" >>"$OUT/rss.tsv"
         sleep "$SAMPLE"
     done
 }
@@ -234,7 +242,7 @@ for kind in ("hit", "cookie", "miss", "invalid"):
         problems.append(f"{kind}: {socket} socket errors")
 if int(failed_loaders):
     problems.append(f"{failed_loaders} wrk processes failed")
-samples = [tuple(map(int, l.split("\t"))) for l in open(f"{out}/rss.tsv").read().splitlines()[1:] if l.count("\t") == 2]
+samples = [tuple(map(int, l.split("\t"))) for l in open(f"{out}/rss.tsv").read().splitlines()[1:] if l.count("\t") == 5]
 after = [s for s in samples if s[0] >= warmup]
 drift = windowed = None
 if len(after) < 2:
@@ -257,6 +265,8 @@ summary = {
     "rss_kb": {"start": samples[0][1] if samples else None, "baseline": after[0][1] if after else None,
                "peak": max(s[1] for s in samples) if samples else None, "last": after[-1][1] if after else None},
     "redis_used_kb": {"baseline": after[0][2] if after else None, "last": after[-1][2] if after else None},
+    "rss_parts_kb": {when: None if not after else dict(zip(("anon", "file", "thp"), s[3:]))
+                     for when, s in (("baseline", after[0] if after else None), ("last", after[-1] if after else None))},
     "rss_drift_percent": None if drift is None else round(drift, 2), "max_drift_percent": max_drift,
     "rss_drift_medians_percent": None if drift is None else round(windowed, 2), "rss_after_load_kb": int(after_kb),
     "passed": not problems, "problems": problems,
@@ -270,6 +280,7 @@ print(f"  total {total} requests ({summary['req_per_s']}/s), {as_calls} introspe
 print(f"  RSS: start {r['start']} kB, baseline (t={warmup}s) {r['baseline']} kB, peak {r['peak']} kB, last {r['last']} kB:"
       f" drift {summary['rss_drift_percent']} % (max {max_drift} %); medians of the first and last 6 samples:"
       f" {summary['rss_drift_medians_percent']} %; 1 s after the load {after_kb} kB; Redis {summary['redis_used_kb']}")
+print(f"  RSS parts (kB): {summary['rss_parts_kb']}")
 print("  PASSED" if not problems else "  FAILED: " + "; ".join(problems))
 sys.exit(0 if not problems else 1)
 EOF

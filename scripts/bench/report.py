@@ -25,6 +25,9 @@ TARGETS = {
     "shroud-redis": "Shroud phantom token, Redis tier only",
     "shroud-cookie": "Shroud token handler cookie, cache hit",
     "shroud-miss": "Shroud cache miss (every token new)",
+    "cmp-none": "BENCH_COMPARE build, credentials = none",
+    "cmp-phantom": "BENCH_COMPARE build, phantom memory-tier hit",
+    "cmp-cookie": "BENCH_COMPARE build, cookie cache hit",
 }
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
 

@@ -10,6 +10,8 @@
 #   BENCH_TARGETS="nginx shroud-phantom"  measure only these (default: all eight)
 #   BENCH_EXTRAS=0      skip the coalescing and memory (RSS) sections
 #   BENCH_NO_BUILD=1    skip cargo build             BENCH_KEEP_TMP=1  keep the temp dir (configs, logs)
+#   BENCH_COMPARE=PATH  another shroud binary (an older build, an experiment), measured in the same rounds
+#                       as targets cmp-none, cmp-phantom and cmp-cookie (added to the default targets)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -23,7 +25,10 @@ COALESCE_N=${BENCH_COALESCE:-500}
 THREADS=2
 CONNECTIONS=50
 WRK_OPTS=(-t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency)
-read -r -a TARGETS <<<"${BENCH_TARGETS:-upstream nginx nginx-njs shroud-none shroud-phantom shroud-redis shroud-cookie shroud-miss}"
+COMPARE=${BENCH_COMPARE:-}
+DEFAULT_TARGETS="upstream nginx nginx-njs shroud-none shroud-phantom shroud-redis shroud-cookie shroud-miss"
+[[ -z $COMPARE ]] || DEFAULT_TARGETS+=" cmp-none cmp-phantom cmp-cookie"
+read -r -a TARGETS <<<"${BENCH_TARGETS:-$DEFAULT_TARGETS}"
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -160,8 +165,8 @@ render() {
     ! grep -q '@[A-Z_]*@' "$out" || die "unfilled placeholder in $out"
 }
 
-read -r P_UP P_PROXY P_NJS P_NJS_AUTH P_AS P_REDIS P_S1 P_S2 P_S3 P_CA P_CB P_RSS P_CHK_AS P_CHK P_CHK_AUTH \
-    < <(python3 "$BENCH_DIR/free_ports.py" 15)
+read -r P_UP P_PROXY P_NJS P_NJS_AUTH P_AS P_REDIS P_S1 P_S2 P_S3 P_CA P_CB P_RSS P_CHK_AS P_CHK P_CHK_AUTH P_CMP \
+    < <(python3 "$BENCH_DIR/free_ports.py" 16)
 
 as_count() { curl -fsS "http://127.0.0.1:$P_AS/stats" | sed -E 's/.*"introspections": *([0-9]+).*/\1/'; }
 active_count() { # introspections_total{result="active"} of the Shroud instance on port $1
@@ -184,14 +189,14 @@ nginx_conf() { # nginx_conf TEMPLATE NAME AS_PORT PORT AUTH_PORT
 start_nginx() { # start_nginx NAME
     start "$1" nginx -c "$TMP/$1.conf" -p "$TMP" -e "$TMP/$1-error.log" -g 'daemon off;'
 }
-start_shroud() { # start_shroud NAME PORT BACKEND MAX_ENTRIES
+start_shroud() { # start_shroud NAME PORT BACKEND MAX_ENTRIES [BINARY]
     render "$BENCH_DIR/shroud/shroud.toml.template" "$TMP/$1.toml" PORT="$2" AS_PORT="$P_AS" \
         PHANTOM_KEY="$TMP/phantom-es256.pem" BACKEND="$3" REDIS_PORT="$P_REDIS" \
         MAX_ENTRIES="$4" COOKIE_KEY="$COOKIE_KEY" UPSTREAM_PORT="$P_UP"
     # Secrets come from the environment, as the README recommends, never from the file.
     start "$1" env RUST_LOG=warn SHROUD__INTROSPECTION__CLIENT_SECRET=gateway-secret \
         SHROUD__TOKEN_HANDLER__CLIENT_SECRET=webapp-secret SHROUD__CACHE__KEY_SECRET="$KEY_SECRET" \
-        "$SHROUD" serve --config "$TMP/$1.toml"
+        "${5:-$SHROUD}" serve --config "$TMP/$1.toml"
 }
 
 log "temp dir $TMP; results in ${OUT#"$ROOT"/}"
@@ -210,6 +215,11 @@ start_shroud shroud-memory "$P_S1" memory 100000  # targets shroud-none, -phanto
 start_shroud shroud-redis "$P_S2" redis 0         # target shroud-redis: Redis tier only
 start_shroud shroud-miss "$P_S3" memory 100000    # target shroud-miss
 for port in "$P_UP" "$P_PROXY" "$P_NJS"; do wait_listening "http://127.0.0.1:$port/"; done
+if [[ -n $COMPARE ]]; then
+    [[ -x $COMPARE ]] || die "BENCH_COMPARE=$COMPARE is not an executable"
+    start_shroud shroud-cmp "$P_CMP" memory 100000 "$COMPARE" # targets cmp-none, -phantom, -cookie
+    wait_http "http://127.0.0.1:$P_CMP/readyz"
+fi
 for port in "$P_S1" "$P_S2" "$P_S3"; do wait_http "http://127.0.0.1:$port/readyz"; done
 
 UP=http://127.0.0.1:$P_UP
@@ -218,6 +228,7 @@ NJS=http://127.0.0.1:$P_NJS
 S1=http://127.0.0.1:$P_S1
 S2=http://127.0.0.1:$P_S2
 S3=http://127.0.0.1:$P_S3
+CMP=http://127.0.0.1:$P_CMP
 
 # ---------------------------------------------------------------------------------------------------------
 # Pre-flight: every target does what it claims (and rejects what it must) before anything is measured
@@ -244,6 +255,10 @@ expect "shroud-redis forwards a JWT" "$JWT_RE" "$(body -H 'Authorization: Bearer
 [[ $(redis-cli -p "$P_REDIS" dbsize) -ge 1 ]] || die "pre-flight: shroud-redis stored nothing in Redis"
 log "pre-flight ok: shroud-redis stored its entry in Redis"
 expect "shroud-miss forwards a JWT" "$JWT_RE" "$(body -H 'Authorization: Bearer preflight-s3' "$S3/api/echo-auth")"
+if [[ -n $COMPARE ]]; then
+    expect "cmp-phantom forwards a JWT" "$JWT_RE" "$(body -H 'Authorization: Bearer preflight-cmp' "$CMP/api/echo-auth")"
+    expect "cmp-cookie forwards a JWT" "$JWT_RE" "$(body -H "Cookie: $PRE_COOKIE" "$CMP/web/echo-auth")"
+fi
 
 # nginx-njs must refuse a token its authorization server calls inactive: the same config against the
 # stand-in AS in --inactive mode (bench-as calls every token active).
@@ -347,6 +362,9 @@ run_target() { # run_target ROUND TARGET
     shroud-redis) measure "$r" "$2" "$S2/api/bench" tokens.lua "$tok/redis-r$r.txt" Authorization random ;;
     shroud-cookie) measure "$r" "$2" "$S1/web/bench" tokens.lua "$tok/cookie-r$r.txt" Cookie random ;;
     shroud-miss) measure "$r" "$2" "$S3/api/bench" unique.lua "miss-r$r" ;;
+    cmp-none) measure "$r" "$2" "$CMP/none/bench" tokens.lua "$tok/bearer-r$r.txt" Authorization random ;;
+    cmp-phantom) measure "$r" "$2" "$CMP/api/bench" tokens.lua "$tok/bearer-r$r.txt" Authorization random ;;
+    cmp-cookie) measure "$r" "$2" "$CMP/web/bench" tokens.lua "$tok/cookie-r$r.txt" Cookie random ;;
     *) die "unknown target $2" ;;
     esac
 }
@@ -363,6 +381,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
     ! selected shroud-phantom || warm shroud-phantom "$S1/api/bench" "$TMP/tokens/bearer-r$r.txt" Authorization
     ! selected shroud-redis || warm shroud-redis "$S2/api/bench" "$TMP/tokens/redis-r$r.txt" Authorization
     ! selected shroud-cookie || warm shroud-cookie "$S1/web/bench" "$TMP/tokens/cookie-r$r.txt" Cookie
+    ! selected cmp-phantom || warm cmp-phantom "$CMP/api/bench" "$TMP/tokens/bearer-r$r.txt" Authorization
+    ! selected cmp-cookie || warm cmp-cookie "$CMP/web/bench" "$TMP/tokens/cookie-r$r.txt" Cookie
     for ((i = 0; i < ${#TARGETS[@]}; i++)); do
         run_target "$r" "${TARGETS[(i + r - 1) % ${#TARGETS[@]}]}"
     done
