@@ -1,9 +1,11 @@
 //! The exchange cache: an in-process tier (moka: bounded, per-entry TTL, request coalescing) in front of
 //! an optional shared Redis tier, both keyed by HMAC of the token ([`seal`]).
 //!
-//! Lookup order: in-process → (one coalesced load per key:) Redis → the exchange itself. `exp` is checked
-//! again on every hit; inactive answers are kept for `negative_ttl_seconds`; errors are never cached.
+//! Lookup order: this worker's [`front`] tier → in-process → (one coalesced load per key:) Redis → the
+//! exchange itself. `exp` is checked again on every hit; inactive answers are kept for
+//! `negative_ttl_seconds`; errors are never cached.
 
+pub mod front;
 pub mod invalidation;
 pub mod redis;
 pub mod redis_topology;
@@ -67,7 +69,15 @@ pub struct Exchanged {
 struct Entry {
     outcome: Outcome,
     ttl: Duration,
+    /// When the in-process tier drops it (created + `ttl`): the front tier keeps copies no longer.
+    until: Instant,
     tier: Tier,
+}
+
+impl Entry {
+    fn new(outcome: Outcome, ttl: Duration, tier: Tier) -> Entry {
+        Entry { outcome, ttl, until: Instant::now() + ttl, tier }
+    }
 }
 
 struct EntryExpiry;
@@ -155,6 +165,8 @@ pub struct PurgeIncomplete {
 
 /// The two-tier exchange cache.
 pub struct GrantCache {
+    /// Per-worker copies of recent hits; voided after every removal from `memory`.
+    front: front::FrontTier,
     memory: Cache<CacheKey, Entry>,
     redis: Option<Arc<redis::RedisTier>>,
     sealer: Sealer,
@@ -187,6 +199,7 @@ impl GrantCache {
     ) -> GrantCache {
         let memory = Cache::builder().max_capacity(config.max_entries).expire_after(EntryExpiry).build();
         GrantCache {
+            front: front::FrontTier::default(),
             memory,
             redis,
             sealer,
@@ -229,11 +242,13 @@ impl GrantCache {
         for key in keys {
             self.memory.invalidate(key).await;
         }
+        self.front.invalidate();
     }
 
     /// Empties this instance's in-process tier.
     pub fn forget_all_local(&self) {
         self.memory.invalidate_all();
+        self.front.invalidate();
     }
 
     /// Drops entries from this instance's in-process tier and from Redis (announcing it is the caller's
@@ -245,6 +260,7 @@ impl GrantCache {
                 dropped.insert(*key);
             }
         }
+        self.front.invalidate();
         let Some(redis) = &self.redis else { return Ok(dropped.len()) };
         let names: Vec<String> = keys.iter().map(|k| self.redis_key(k)).collect();
         match redis.delete(&names).await {
@@ -388,8 +404,15 @@ impl GrantCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Exchanged, Rejection>>,
     {
+        // Read before the in-process tier is: see the front module.
+        let epoch = self.front.epoch();
+        if let Some(outcome) = self.front.get(&key, epoch, still_valid) {
+            self.observer.lookup(Tier::Memory, true);
+            return Ok((outcome, Tier::Memory));
+        }
         if let Some(entry) = self.memory.get(&key).await {
             if still_valid(&entry.outcome) {
+                self.front.put(key, &entry.outcome, entry.until, epoch);
                 self.observer.lookup(Tier::Memory, true);
                 return Ok((entry.outcome, Tier::Memory));
             }
@@ -508,7 +531,7 @@ impl GrantCache {
     /// A fresh exchange result as a cache entry.
     fn entry_for(&self, exchanged: Exchanged) -> Entry {
         let ttl = self.ttl_for(&exchanged);
-        Entry { outcome: exchanged.outcome, ttl, tier: Tier::Miss }
+        Entry::new(exchanged.outcome, ttl, Tier::Miss)
     }
 
     /// Writes an entry to Redis, sealed, with the same TTL as in process.
@@ -541,7 +564,7 @@ impl GrantCache {
             Some(jwt) => Outcome::Active(Arc::new(Grant::from_stored_jwt(&jwt).ok()?)),
             None => Outcome::Inactive,
         };
-        still_valid(&outcome).then_some(Entry { outcome, ttl: Duration::from_millis(remaining), tier: Tier::Redis })
+        still_valid(&outcome).then(|| Entry::new(outcome, Duration::from_millis(remaining), Tier::Redis))
     }
 
     /// TTL = min(JWT `exp` − now, `max-age`, `max_ttl_seconds`) for active tokens, and
