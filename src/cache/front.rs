@@ -118,13 +118,8 @@ impl FrontTier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::tests::key;
     use std::time::Duration;
-
-    fn key(i: u64) -> CacheKey {
-        let mut key = [0u8; 32];
-        key[..8].copy_from_slice(&i.to_le_bytes());
-        key
-    }
 
     fn later() -> Instant {
         Instant::now() + Duration::from_secs(60)

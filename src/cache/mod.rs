@@ -627,7 +627,8 @@ fn still_valid(outcome: &Outcome) -> bool {
 mod tests {
     use super::*;
 
-    fn key(i: u64) -> CacheKey {
+    /// A distinct key per `i` (shared with the front tier's tests).
+    pub(super) fn key(i: u64) -> CacheKey {
         let mut key = [0u8; 32];
         key[..8].copy_from_slice(&i.to_le_bytes());
         key
