@@ -367,18 +367,26 @@ impl RedisTier {
     /// Releases a lock only if it still holds `fence` (a lock that expired and was taken by another
     /// instance is left alone).
     pub async fn unlock(&self, key: &str, fence: &str) -> Result<(), String> {
-        const RELEASE: &str =
-            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
-        self.run::<i64>(redis::cmd("EVAL").arg(RELEASE).arg(1).arg(key).arg(fence)).await.map(|_| ())
+        // Sent by its SHA-1 (EVALSHA): the script text crosses the wire once per Redis, not per release.
+        static RELEASE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+            redis::Script::new(
+                "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end",
+            )
+        });
+        self.invoke::<_, i64>(&RELEASE, key, fence).await.map(|_| ())
     }
 
-    /// Runs `script` (by its SHA-1, loading it when Redis does not know it yet) on one `key` with
-    /// numeric `args`, for a numeric answer.
-    pub async fn invoke_u64(&self, script: &redis::Script, key: &str, args: &[u64]) -> Result<u64, String> {
+    /// Runs `script` (by its SHA-1, loading it when Redis does not know it yet) on one `key` with `args`.
+    pub async fn invoke<A: redis::ToRedisArgs, T: redis::FromRedisValue>(
+        &self,
+        script: &redis::Script,
+        key: &str,
+        args: A,
+    ) -> Result<T, String> {
         let mut connection = self.usable_connection().await?;
         let mut invocation = script.key(key);
         invocation.arg(args);
-        self.settle(tokio::time::timeout(OPERATION_TIMEOUT, invocation.invoke_async::<u64>(&mut connection)).await)
+        self.settle(tokio::time::timeout(OPERATION_TIMEOUT, invocation.invoke_async::<T>(&mut connection)).await)
     }
 
     /// Whether Redis answers PING. It probes even while commands are paused, and an answer resumes them.
