@@ -264,6 +264,30 @@ async fn every_instance_recovers_after_a_redis_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_voids_every_workers_front_tier_at_once() {
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let mut c = with_admin(config(&idp, &api, ResponseMode::Json));
+    c.server.workers = 2;
+    let shroud = start(c);
+    idp.issue("hot", TokenSpec::active("alice", "read", 300));
+    // A new connection per call: calls spread over the workers, and from the second on each worker copies
+    // the in-process hit into its front tier and then answers from there.
+    for _ in 0..12 {
+        assert_eq!(status(&shroud, "hot").await, 200);
+    }
+    idp.revoke("hot");
+    assert_eq!(status(&shroud, "hot").await, 200, "still cached: the revocation is not known yet");
+    let forwarded = api.hits();
+    assert_eq!(purge(&shroud, json!({ "token": "hot" })).await, (200, json!({ "purged": 1 })));
+    for _ in 0..12 {
+        assert_eq!(status(&shroud, "hot").await, 401, "refused at once, by every worker");
+    }
+    assert_eq!(api.hits(), forwarded, "nothing forwarded after the purge");
+    assert_eq!(idp.introspections(), 2, "the purged token was asked about again, once, and then negatively cached");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_api_refuses_strangers_and_malformed_purges() {
     let idp = FakeAs::start();
     let api = EchoUpstream::start();
