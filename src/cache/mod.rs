@@ -454,10 +454,10 @@ impl GrantCache {
             }
             Ok(None) => self.observer.lookup(Tier::Redis, false),
             Err(e) => {
-                match redis::RedisTier::is_outage(&e) {
-                    true => log::debug!("redis lookup failed ({e}); continuing without the shared tier"),
-                    false => log::warn!("redis lookup failed ({e}); continuing without the shared tier"),
-                }
+                log::log!(
+                    redis::RedisTier::log_level(&e),
+                    "redis lookup failed ({e}); continuing without the shared tier"
+                );
                 return self.exchange_and_index(&key, exchange).await;
             }
         }
@@ -549,10 +549,7 @@ impl GrantCache {
         let plaintext = serde_json::to_vec(&stored).unwrap_or_default();
         let sealed = self.sealer.seal(token, key, &plaintext);
         if let Err(e) = redis.set(&self.redis_key(key), &sealed, entry.ttl).await {
-            match redis::RedisTier::is_outage(&e) {
-                true => log::debug!("redis store failed ({e}); the entry stays in-process only"),
-                false => log::warn!("redis store failed ({e}); the entry stays in-process only"),
-            }
+            log::log!(redis::RedisTier::log_level(&e), "redis store failed ({e}); the entry stays in-process only");
         }
     }
 

@@ -21,7 +21,7 @@ pub const PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 /// How the errors of an outage begin: commands that failed for want of Redis, and commands not tried
 /// because commands are paused ([`PAUSE_AFTER_FAILURE`]). The outage itself is logged once, when it
-/// starts, so callers log these at debug level only ([`RedisTier::is_outage`]).
+/// starts, so callers log these at debug level only ([`RedisTier::log_level`]).
 const OUTAGE: &str = "redis unreachable: ";
 
 /// A connection to a single node (also a Sentinel's current master) or to a cluster.
@@ -191,16 +191,21 @@ impl RedisTier {
         }
     }
 
-    /// Redis answered: ends a logged outage.
+    /// Redis answered: ends a logged outage. (A plain load first: no write to the shared flag per
+    /// command while Redis is up.)
     fn answered(&self) {
-        if self.down.swap(false, Ordering::Relaxed) {
+        if self.down.load(Ordering::Relaxed) && self.down.swap(false, Ordering::Relaxed) {
             log::info!("redis answers again; the shared tier is back in use");
         }
     }
 
-    /// Whether `error` (from any command) comes from an outage, which the tier has logged already.
-    pub fn is_outage(error: &str) -> bool {
-        error.starts_with(OUTAGE)
+    /// The level at which a caller logs `error` (from any command): debug when it comes from an outage,
+    /// which the tier has logged already, else warn.
+    pub fn log_level(error: &str) -> log::Level {
+        match error.starts_with(OUTAGE) {
+            true => log::Level::Debug,
+            false => log::Level::Warn,
+        }
     }
 
     /// A connection, unless commands are paused; a failure to connect pauses them.
