@@ -132,7 +132,8 @@ impl Limiter {
             let name = format!("{}{}", shared.prefix, hex::encode(shared.sealer.key_bytes(key)));
             let interval = self.rate.interval().as_millis().max(1) as u64;
             let window = interval * u64::from(self.rate.limit.get());
-            match shared.redis.invoke::<_, u64>(&shared.script, &name, &[interval, window]).await {
+            // Boxed: the Redis call's state would otherwise sit in every request's future (see `cache`).
+            match Box::pin(shared.redis.invoke::<_, u64>(&shared.script, &name, &[interval, window])).await {
                 Ok(0) => return Ok(()),
                 Ok(wait_ms) => {
                     return Err(Exceeded { rate: self.rate, retry_after: Duration::from_millis(wait_ms) });

@@ -419,9 +419,9 @@ impl GrantCache {
             self.memory.invalidate(&key).await;
         }
         self.observer.lookup(Tier::Memory, false);
-        let entry = self
-            .memory
-            .try_get_with(key, self.load(token, key, exchange))
+        // Boxed: the miss path's state (Redis, the exchange) is ~10 KB, which would otherwise be part of every
+        // request's future, and be copied with it, hits included.
+        let entry = Box::pin(self.memory.try_get_with(key, self.load(token, key, exchange)))
             .await
             .map_err(|shared: Arc<Rejection>| (*shared).clone())?;
         Ok((entry.outcome, entry.tier))

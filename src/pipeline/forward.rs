@@ -216,6 +216,7 @@ pub async fn forward(
     cookies: CookiePolicy<'_>,
     client: &awc::Client,
 ) -> Result<HttpResponse, Rejection> {
+    let deadline = std::time::Instant::now() + route.timeout;
     let url = route.upstream_url(path, req.query_string());
     let mut upstream = client.request(req.method().clone(), url).no_decompress().timeout(route.timeout);
     request_headers(route, req, identity, cookies, upstream.headers_mut());
@@ -248,7 +249,84 @@ pub async fn forward(
         }
     }
     Ok(match content_length(response.headers()) {
+        Some(length) if length <= WHOLE_BODY_MAX && has_body(req.method(), response.status()) => {
+            // The route's timeout covers the whole answer: what is left of it, for the body.
+            let mut response = response.timeout(deadline.saturating_duration_since(std::time::Instant::now()));
+            let body = read_whole(&mut response, length).await.map_err(|e| upstream_body_failed(route, e))?;
+            builder.body(body)
+        }
         Some(length) => builder.body(SizedStream::new(length, response)),
         None => builder.streaming(response),
     })
+}
+
+/// Upstream answers that declare a length up to this many bytes are read whole before the answer starts:
+/// the client gets head and body in one write, the upstream connection goes back to the pool at once,
+/// and an upstream that breaks off mid-body gets a clean 502 instead of a truncated answer.
+const WHOLE_BODY_MAX: u64 = 64 * 1024;
+
+/// Whether an answer with `status` to a `method` request carries the body its `Content-Length` declares
+/// (not so for `HEAD`, 204 and 304: RFC 9110 §8.6).
+fn has_body(method: &actix_web::http::Method, status: actix_web::http::StatusCode) -> bool {
+    method != actix_web::http::Method::HEAD
+        && status != actix_web::http::StatusCode::NO_CONTENT
+        && status != actix_web::http::StatusCode::NOT_MODIFIED
+}
+
+/// Why an upstream body could not be read whole.
+enum BodyFailure {
+    /// The upstream sent more or fewer bytes than it declared.
+    Length,
+    /// The read failed or timed out.
+    Read(actix_web::error::PayloadError),
+}
+
+/// Reads a body of the declared `length` (at most [`WHOLE_BODY_MAX`]); a body in one chunk is not copied.
+async fn read_whole<S>(body: &mut S, length: u64) -> Result<bytes::Bytes, BodyFailure>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, actix_web::error::PayloadError>> + Unpin,
+{
+    use futures_util::StreamExt;
+    let mut whole = bytes::Bytes::new();
+    let mut joined: Option<bytes::BytesMut> = None;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(BodyFailure::Read)?;
+        let seen = joined.as_ref().map_or(whole.len(), bytes::BytesMut::len) + chunk.len();
+        if seen as u64 > length {
+            return Err(BodyFailure::Length);
+        }
+        match (&mut joined, whole.is_empty()) {
+            (Some(buffer), _) => buffer.extend_from_slice(&chunk),
+            (None, true) => whole = chunk,
+            (None, false) => {
+                let mut buffer = bytes::BytesMut::with_capacity(length as usize);
+                buffer.extend_from_slice(&whole);
+                buffer.extend_from_slice(&chunk);
+                joined = Some(buffer);
+            }
+        }
+    }
+    let whole = joined.map_or(whole, bytes::BytesMut::freeze);
+    match whole.len() as u64 == length {
+        true => Ok(whole),
+        false => Err(BodyFailure::Length),
+    }
+}
+
+/// The rejection, and a log line, for an upstream body that could not be read whole.
+fn upstream_body_failed(route: &Route, failure: BodyFailure) -> Rejection {
+    match failure {
+        BodyFailure::Read(actix_web::error::PayloadError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+            log::warn!("upstream {} timed out sending its body", route.upstream);
+            Rejection::UpstreamTimeout
+        }
+        BodyFailure::Read(e) => {
+            log::warn!("upstream {} failed sending its body: {e}", route.upstream);
+            Rejection::UpstreamUnavailable
+        }
+        BodyFailure::Length => {
+            log::warn!("upstream {} sent a body of another length than it declared", route.upstream);
+            Rejection::UpstreamUnavailable
+        }
+    }
 }

@@ -232,6 +232,19 @@ pub async fn authorize(
     claims: Option<&Map<String, Value>>,
 ) -> Result<Option<DecisionHeaders>, Rejection> {
     let Some(opa) = &route.opa else { return Ok(None) };
+    // Boxed: the call's state would otherwise sit in every request's future, on routes without OPA too.
+    Box::pin(decide(gateway, opa, route, req, path, claims)).await
+}
+
+/// [`authorize`] on a route with OPA.
+async fn decide(
+    gateway: &Gateway,
+    opa: &Opa,
+    route: &Route,
+    req: &HttpRequest,
+    path: &str,
+    claims: Option<&Map<String, Value>>,
+) -> Result<Option<DecisionHeaders>, Rejection> {
     let no_claims = Map::new();
     let claims_or_none = claims.unwrap_or(&no_claims);
     let method = req.method().as_str();

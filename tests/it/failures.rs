@@ -135,3 +135,43 @@ async fn a_connection_dropped_before_the_answer_is_retried_once() {
     assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2);
     assert_eq!(env.api.hits(), 1);
 }
+
+/// An upstream that answers every request with `head` (status line and headers) and `body`, then stalls
+/// for `stall` and closes the connection.
+fn broken_upstream(head: &'static str, body: &'static str, stall: std::time::Duration) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(10) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                line.clear();
+            }
+            let _ = write!(stream, "{head}\r\n\r\n{body}");
+            let _ = stream.flush();
+            std::thread::sleep(stall);
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_body_cut_short_is_502_and_a_stalled_one_504() {
+    let short = broken_upstream("HTTP/1.1 200 OK\r\ncontent-length: 100", "only ten b", std::time::Duration::ZERO);
+    let stalled = broken_upstream("HTTP/1.1 200 OK\r\ncontent-length: 100", "", std::time::Duration::from_secs(2));
+    let env = Env::with(ResponseMode::Json, |mut c| {
+        for (prefix, upstream) in [("/short", &short), ("/stalled", &stalled)] {
+            let mut r = route(prefix, upstream, &[]);
+            r.timeout_ms = 300;
+            c.routes.push(r);
+        }
+        c
+    });
+    env.token("t", "read");
+    // Head and status already arrived: the answer is still a clean refusal, never a truncated 200.
+    assert_refusal(env.get("/short/x", Some("t")).await, 502, "upstream_unavailable", None).await;
+    assert_refusal(env.get("/stalled/x", Some("t")).await, 504, "upstream_timeout", None).await;
+}
