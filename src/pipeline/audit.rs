@@ -7,7 +7,7 @@
 use crate::cache::Tier;
 use crate::error::Rejection;
 use crate::grant::Grant;
-use actix_web::http::header::HeaderValue;
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::HttpRequest;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,13 +17,16 @@ use std::time::Duration;
 /// The log target of audit lines.
 pub const TARGET: &str = "shroud::audit";
 
+/// `X-Request-Id`: the request's id, passed upstream and back.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// The most an incoming `X-Request-Id` may hold to be kept.
 const MAX_REQUEST_ID: usize = 64;
 
 /// The request's id: the client's `X-Request-Id` when it is short and plain (letters, digits, `-`, `_`,
 /// `.`, `:`), else a fresh one (a per-process random prefix and a counter).
 pub fn request_id(req: &HttpRequest) -> HeaderValue {
-    let incoming = req.headers().get("x-request-id").filter(|v| {
+    let incoming = req.headers().get(X_REQUEST_ID).filter(|v| {
         v.len() <= MAX_REQUEST_ID
             && !v.is_empty()
             && v.as_bytes().iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))

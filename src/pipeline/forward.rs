@@ -29,6 +29,13 @@ const HOP_BY_HOP: &[&str] = &[
 const REPLACED: &[&str] =
     &["host", "authorization", "content-length", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
 
+/// `X-Forwarded-For`: the client's address, after any the request already carried.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `X-Forwarded-Proto`: the scheme the client used.
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `X-Forwarded-Host`: the `Host` the client asked for.
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
 /// What happens to cookies on the way upstream.
 #[derive(Clone, Copy)]
 pub enum CookiePolicy<'a> {
@@ -101,13 +108,18 @@ fn is_hop_by_hop(name: &HeaderName, listed: &[String]) -> bool {
     HOP_BY_HOP.contains(&name.as_str()) || listed.iter().any(|l| l == name.as_str())
 }
 
+/// The header names a `Connection` header lists, lower-cased. `keep-alive` (always hop-by-hop) and `close`
+/// (no header's name) are left out, so that the usual `Connection: keep-alive` costs no allocation.
 fn connection_listed(headers: &HeaderMap) -> Vec<String> {
     headers
         .get_all(header::CONNECTION)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|token| token.trim().to_ascii_lowercase())
-        .filter(|token| !token.is_empty())
+        .map(str::trim)
+        .filter(|token| {
+            !token.is_empty() && !token.eq_ignore_ascii_case("keep-alive") && !token.eq_ignore_ascii_case("close")
+        })
+        .map(str::to_ascii_lowercase)
         .collect()
 }
 
@@ -169,17 +181,23 @@ fn request_headers(
     for (name, value) in identity.decision_headers {
         out.insert(name.clone(), value.clone());
     }
-    out.insert(HeaderName::from_static("x-request-id"), identity.request_id.clone());
-    let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-    let previous: Vec<&str> = incoming.get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).collect();
-    let forwarded_for = if previous.is_empty() { peer } else { format!("{}, {peer}", previous.join(", ")) };
+    out.insert(super::audit::X_REQUEST_ID, identity.request_id.clone());
+    let mut forwarded_for = String::with_capacity(48);
+    for previous in incoming.get_all(X_FORWARDED_FOR).filter_map(|v| v.to_str().ok()) {
+        forwarded_for.push_str(previous);
+        forwarded_for.push_str(", ");
+    }
+    if let Some(peer) = req.peer_addr() {
+        use std::fmt::Write;
+        let _ = write!(forwarded_for, "{}", peer.ip());
+    }
     if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
-        out.insert(HeaderName::from_static("x-forwarded-for"), value);
+        out.insert(X_FORWARDED_FOR, value);
     }
     let proto = if req.app_config().secure() { "https" } else { "http" };
-    out.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static(proto));
+    out.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     if let Some(host) = incoming.get(header::HOST) {
-        out.insert(HeaderName::from_static("x-forwarded-host"), host.clone());
+        out.insert(X_FORWARDED_HOST, host.clone());
     }
 }
 

@@ -24,7 +24,7 @@ use crate::config::CredentialKind;
 use crate::error::Rejection;
 use crate::gateway::Gateway;
 use crate::token_handler::proxy::CookieContext;
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::HeaderValue;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use route::Route;
 use std::time::Instant;
@@ -101,7 +101,7 @@ pub async fn handle(
     if let (Some(origin), Some(th)) = (&trace.cors_origin, &gateway.token_handler) {
         th.cors.decorate(response.headers_mut(), origin);
     }
-    response.headers_mut().insert(HeaderName::from_static("x-request-id"), trace.request_id.clone());
+    response.headers_mut().insert(audit::X_REQUEST_ID, trace.request_id.clone());
     if gateway.server_tls.is_some() && gateway.token_handler.is_some() && trace.route.is_some_and(Route::takes_cookies)
     {
         response.headers_mut().insert(
