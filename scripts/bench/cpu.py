@@ -5,6 +5,8 @@
                                             (/proc/stat) and of PID... and all their descendants
   cpu.py other T0 O0 T1 O1 WRK_USER_S SECS  prints the cores' worth of user-mode CPU that neither our servers
                                             nor wrk used during SECS seconds
+  cpu.py server PID...                      prints the user + system CPU seconds PID... and all their
+                                            descendants have used so far (the CPU a target's servers spend)
 """
 import os
 import sys
@@ -16,7 +18,7 @@ def machine_user_ticks():
     return int(fields[1]) + int(fields[2])  # user + nice
 
 
-def our_user_ticks(roots):
+def our_user_ticks(roots, with_system=False):
     parent, user = {}, {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -28,7 +30,7 @@ def our_user_ticks(roots):
             continue
         fields = stat[stat.rindex(")") + 2:].split()
         parent[int(entry)] = int(fields[1])
-        user[int(entry)] = int(fields[11])  # utime of the whole thread group
+        user[int(entry)] = int(fields[11]) + (int(fields[12]) if with_system else 0)  # utime (+ stime)
     total = 0
     for pid in user:
         p = pid
@@ -43,6 +45,9 @@ def our_user_ticks(roots):
 def main():
     if sys.argv[1] == "snap":
         print(machine_user_ticks(), our_user_ticks({int(p) for p in sys.argv[2:]}))
+    elif sys.argv[1] == "server":
+        ticks = our_user_ticks({int(p) for p in sys.argv[2:]}, with_system=True)
+        print(f"{ticks / os.sysconf('SC_CLK_TCK'):.2f}")
     else:
         t0, o0, t1, o1 = map(int, sys.argv[2:6])
         wrk_user, seconds = float(sys.argv[6]), float(sys.argv[7])

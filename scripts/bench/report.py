@@ -98,12 +98,15 @@ def aggregate(out):
             "errors": sum(r["non_2xx"] + r["socket_errors"] for r in mine),
             "as_calls_per_s": median([r["as_calls"] / r["duration"] for r in mine]),
             "other_cpu": median([r.get("other_cpu", 0.0) for r in mine]),
+            "cpu_us_per_request": median([r["server_cpu_s"] * 1e6 / r["requests"]
+                                          for r in mine if "server_cpu_s" in r and r["requests"]]),
             "rps_all_rounds": [r["rps"] for r in mine],
         }
     base = summary.get(BASELINE, {})
     for s in summary.values():
         s["rps_vs_nginx"] = ratio(s["rps"], base.get("rps"))
         s["p99_vs_nginx"] = ratio(s["p99_ms"], base.get("p99_ms"))
+        s["cpu_efficiency_vs_nginx"] = ratio(base.get("cpu_us_per_request"), s["cpu_us_per_request"])
     return runs, summary
 
 
@@ -194,18 +197,23 @@ def print_report(meta, summary, coalesce, rss, verdicts):
     p(f"nginx {meta.get('nginx')} (njs {meta.get('njs')}), 2 workers; Shroud workers = 2; redis {meta.get('redis')}")
     p(f"logging: {meta.get('logging')}")
     p("=" * 100)
-    header = (f"{'target':<15} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'÷nginx':>7} {'p99÷ng':>7} {'AS/s':>8} "
-              f"{'other':>5}  what")
+    header = (f"{'target':<15} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'÷nginx':>7} {'p99÷ng':>7} {'µs/req':>7} "
+              f"{'cpu÷ng':>7} {'AS/s':>8} {'other':>5}  what")
     p(header)
     p("-" * len(header))
     for target, s in summary.items():
         note = s["description"] + (f"  [{s['errors']} ERRORS]" if s["errors"] else "")
         p(f"{target:<15} {s['rps']:>9.0f} {s['p50_ms']:>7.2f} {s['p99_ms']:>7.2f} "
-          f"{fmt(s['rps_vs_nginx'], '.2f'):>7} {fmt(s['p99_vs_nginx'], '.2f'):>7} {s['as_calls_per_s']:>8.0f} "
+          f"{fmt(s['rps_vs_nginx'], '.2f'):>7} {fmt(s['p99_vs_nginx'], '.2f'):>7} "
+          f"{fmt(s['cpu_us_per_request'], '.1f'):>7} {fmt(s['cpu_efficiency_vs_nginx'], '.2f'):>7} "
+          f"{s['as_calls_per_s']:>8.0f} "
           f"{s['other_cpu']:>5.2f}  {note}")
     p("÷nginx, p99÷ng = ratio to the baseline's req/s and p99; AS/s = introspections per second at the")
     p("authorization server during the run (0 for cache hits); other = cores' worth of CPU used by processes")
-    p("not in this benchmark during the run (median).")
+    p("not in this benchmark during the run (median); µs/req = CPU (user + system) the target's own servers")
+    p("spent per request (the upstream's excluded; shroud-redis includes its redis-server); cpu÷ng = nginx's")
+    p("µs/req ÷ the target's (1.00 = as cheap per request as the baseline). µs/req depends far less on what")
+    p("else the machine is doing than req/s does.")
     busy = [t for t, s in summary.items() if s["other_cpu"] > 0.2]
     if busy:
         p(f"WARNING: other processes used > 0.2 cores during {', '.join(busy)}: those numbers are disturbed.")
@@ -247,16 +255,16 @@ def write_csv(out, runs, summary, coalesce, rss, verdicts):
     with open(out / "runs.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["round", "target", "rps", "p50_ms", "p99_ms", "requests", "non_2xx", "socket_errors", "as_calls",
-                    "other_cpu"])
+                    "other_cpu", "server_cpu_s"])
         for r in runs:
             w.writerow([r["round"], r["target"], r["rps"], r["p50_ms"], r["p99_ms"], r["requests"], r["non_2xx"],
-                        r["socket_errors"], r["as_calls"], r.get("other_cpu", "")])
+                        r["socket_errors"], r["as_calls"], r.get("other_cpu", ""), r.get("server_cpu_s", "")])
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["section", "name", "metric", "value"])
         for target, s in summary.items():
-            for metric in ("rps", "p50_ms", "p99_ms", "rps_vs_nginx", "p99_vs_nginx", "as_calls_per_s", "other_cpu",
-                           "errors"):
+            for metric in ("rps", "p50_ms", "p99_ms", "rps_vs_nginx", "p99_vs_nginx", "cpu_us_per_request",
+                           "cpu_efficiency_vs_nginx", "as_calls_per_s", "other_cpu", "errors"):
                 w.writerow(["target", target, metric, s[metric]])
         for n, c in coalesce.items():
             for metric in ("requests", "introspections", "memory_misses"):

@@ -328,24 +328,43 @@ wait_quiet() {
     done
 }
 
+# servers_of TARGET: the PIDs of the processes that do a target's work (the upstream's excluded), whose CPU
+# per request the report gives.
+servers_of() {
+    case $1 in
+    upstream) echo "${PID_OF[upstream]}" ;;
+    nginx) echo "${PID_OF[proxy]}" ;;
+    nginx-njs) echo "${PID_OF[njs]}" ;;
+    shroud-none | shroud-phantom | shroud-cookie) echo "${PID_OF[shroud-memory]}" ;;
+    shroud-redis) echo "${PID_OF[shroud-redis]} ${PID_OF[redis]}" ;;
+    shroud-miss) echo "${PID_OF[shroud-miss]}" ;;
+    cmp-*) echo "${PID_OF[shroud-cmp]}" ;;
+    esac
+}
+
 # measure ROUND TARGET URL SCRIPT SCRIPT-ARGS...: one measured wrk run. Also records the introspections the
-# authorization server answered meanwhile, and the user-mode CPU that processes other than ours (other
-# sessions on this machine) used meanwhile, in cores.
+# authorization server answered meanwhile, the CPU the target's own servers used (user + system), and the
+# user-mode CPU that processes other than ours (other sessions on this machine) used meanwhile, in cores.
 measure() {
     local round=$1 target=$2 url=$3 script=$4 raw="$OUT/raw/r$1-$2.txt" before after cpu0 cpu1 wrk_user other
+    local servers server0 server1
     shift 4
     sleep 1
     wait_quiet
+    read -r -a servers <<<"$(servers_of "$target")"
     before=$(as_count)
+    server0=$(python3 "$BENCH_DIR/cpu.py" server "${servers[@]}")
     cpu0=$(python3 "$BENCH_DIR/cpu.py" snap "${PID_OF[@]}")
     wrk_user=$({ TIMEFORMAT=%U; time "${WRK_PIN[@]}" wrk "${WRK_OPTS[@]}" -s "$BENCH_DIR/lua/$script" "$url" -- "$@" \
         >"$raw" 2>&1; } 2>&1) || die "wrk failed for $target: $(cat "$raw")"
     cpu1=$(python3 "$BENCH_DIR/cpu.py" snap "${PID_OF[@]}")
+    server1=$(python3 "$BENCH_DIR/cpu.py" server "${servers[@]}")
     after=$(as_count)
     # shellcheck disable=SC2086 # word splitting of "TOTAL OURS" is meant
     other=$(python3 "$BENCH_DIR/cpu.py" other $cpu0 $cpu1 "$wrk_user" "$DURATION")
-    printf '{"round":%d,"target":"%s","raw":"raw/r%d-%s.txt","duration":%s,"as_calls":%d,"other_cpu":%s}\n' \
-        "$round" "$target" "$round" "$target" "$DURATION" $((after - before)) "$other" >>"$OUT/runs.jsonl"
+    printf '{"round":%d,"target":"%s","raw":"raw/r%d-%s.txt","duration":%s,"as_calls":%d,"other_cpu":%s,"server_cpu_s":%s}\n' \
+        "$round" "$target" "$round" "$target" "$DURATION" $((after - before)) "$other" \
+        "$(python3 -c "print(round($server1 - $server0, 2))")" >>"$OUT/runs.jsonl"
     log "round $round $(python3 "$BENCH_DIR/report.py" wrk "$raw" "$target"); AS calls $((after - before)); other load $other cores"
 }
 
