@@ -8,6 +8,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY src ./src
 COPY tests/testkit ./tests/testkit
+COPY vendor ./vendor
 RUN cargo build --release --locked --bin shroud
 
 FROM debian:bookworm-slim
