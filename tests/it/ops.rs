@@ -83,6 +83,22 @@ async fn metrics_are_served_on_the_admin_listener_not_the_main_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shroud_serve_says_when_it_serves_the_metrics_nowhere() {
+    use crate::cli::{base_config, served_config, Served};
+    let idp = shroud_testkit::FakeAs::start();
+    let api = shroud_testkit::EchoUpstream::start();
+    let port = shroud_testkit::net::free_port();
+    let served = Served::start(&served_config(&base_config(""), port, &idp.url(), &api.url()), port, "info").await;
+    let resp = client().get(format!("{}/metrics", served.base)).send().await.unwrap();
+    assert_refusal(resp, 404, "not_found", None).await;
+    let logs = served.logs();
+    assert!(
+        logs.lines().any(|l| l.contains("WARN") && l.contains("/metrics is not served: set admin.listen")),
+        "{logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_metrics_serves_them_on_the_main_listener_too() {
     let env = Env::with(ResponseMode::Json, |mut c| {
         c.server.public_metrics = true;
