@@ -3,9 +3,11 @@
 //! - `POST /purge` with exactly one of `{"token": "…"}`, `{"sub": "…"}`, `{"client_id": "…"}` or
 //!   `{"all": true}` → `{"purged": N}`. The purge reaches every instance sharing Redis.
 //! - `GET /stats` → cache statistics.
+//! - `GET /metrics` → the Prometheus text (see [`crate::ops`]), without the admin token: a scraper must not
+//!   hold the token that purges.
 //!
-//! Every call carries `Authorization: Bearer <[admin] token>`, compared in constant time; anything else
-//! is a 401. Each purge writes an audit line (what kind of purge and how many entries, never the value).
+//! Every other call carries `Authorization: Bearer <[admin] token>`, compared in constant time; anything
+//! else is a 401. Each purge writes an audit line (what kind of purge and how many entries, never the value).
 
 use crate::cache::PurgeTarget;
 use crate::gateway::Gateway;
@@ -23,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::PayloadConfig::new(MAX_BODY))
         .service(web::resource("/purge").route(web::post().to(purge)).default_service(web::to(not_allowed("POST"))))
         .service(web::resource("/stats").route(web::get().to(stats)).default_service(web::to(not_allowed("GET"))))
+        .service(crate::ops::metrics_resource())
         .default_service(web::to(not_found));
 }
 

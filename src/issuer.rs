@@ -4,7 +4,14 @@
 //!
 //! Discovery is lazy and retried: Shroud starts while the authorization server is still down, answers
 //! 503 until it can reach it, and reports the state on `/readyz`.
+//!
+//! A discovered endpoint is used only if it is `https` (or on a loopback host), and the endpoints that
+//! receive Shroud's client credentials or a token (introspection, token, revocation, userinfo) only if
+//! they are on the issuer's own origin: a tampered document cannot send them elsewhere. Endpoints set in
+//! `[issuer]` are trusted as written. A refused document counts as no document (503 until fixed).
 
+pub use crate::as_body::without_url;
+use crate::as_body::AsAnswer;
 use crate::config::IssuerConfig;
 use crate::jose::keys::KeySet;
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -12,6 +19,7 @@ use serde::Deserialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use url::{Host, Url};
 
 /// Minimum time between two JWKS downloads triggered by unknown key ids.
 pub const KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
@@ -68,6 +76,37 @@ pub struct Issuer {
 
 fn same_issuer(a: &str, b: &str) -> bool {
     a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+/// Whether `url` names a loopback host (`localhost`, `127.0.0.0/8`, `::1`), where plain HTTP is allowed.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Checks one discovered endpoint: `https` unless on a loopback host, and on `issuer`'s origin when it
+/// receives client credentials or tokens (`confidential`).
+fn check_discovered(name: &str, endpoint: &str, issuer: &Url, confidential: bool) -> Result<(), IssuerError> {
+    let refuse = |why: String| {
+        IssuerError(format!(
+            "discovery document refused: {name} {endpoint} {why}; set [issuer] {name} to use another endpoint"
+        ))
+    };
+    let url = Url::parse(endpoint).map_err(|e| refuse(format!("is not a URL ({e})")))?;
+    if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback(&url)) {
+        return Err(refuse("is neither https nor on a loopback host".into()));
+    }
+    if confidential && url.origin() != issuer.origin() {
+        return Err(refuse(format!(
+            "is not on the issuer's origin {} and would receive Shroud's credentials or tokens",
+            issuer.origin().ascii_serialization()
+        )));
+    }
+    Ok(())
 }
 
 impl Issuer {
@@ -150,7 +189,7 @@ impl Issuer {
     }
 
     async fn load_keys(&self, uri: &str) -> Result<(), IssuerError> {
-        let body = self.get(uri).await?;
+        let body = self.get(uri, AsAnswer::Jwks).await?;
         let keys = KeySet::from_jwks(&body).map_err(IssuerError)?;
         if keys.is_empty() {
             log::warn!("JWKS at {uri} holds no usable signing key");
@@ -169,7 +208,7 @@ impl Issuer {
         Ok(())
     }
 
-    async fn get(&self, uri: &str) -> Result<bytes::Bytes, IssuerError> {
+    async fn get(&self, uri: &str, kind: AsAnswer) -> Result<bytes::Bytes, IssuerError> {
         let response = self
             .http
             .get(uri)
@@ -180,7 +219,7 @@ impl Issuer {
         if !response.status().is_success() {
             return Err(IssuerError(format!("GET {uri} answered {}", response.status().as_u16())));
         }
-        response.bytes().await.map_err(|e| IssuerError(format!("GET {uri} failed: {}", without_url(&e))))
+        crate::as_body::read(response, kind).await.map_err(|e| IssuerError(format!("GET {uri} failed: {e}")))
     }
 
     async fn discover(&self) -> Result<Metadata, IssuerError> {
@@ -188,7 +227,7 @@ impl Issuer {
         let mut found = None;
         let mut last_error = IssuerError("no discovery document".into());
         for suffix in ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"] {
-            match self.get(&format!("{base}{suffix}")).await {
+            match self.get(&format!("{base}{suffix}"), AsAnswer::Discovery).await {
                 Ok(body) => {
                     found = Some(
                         serde_json::from_slice::<Metadata>(&body)
@@ -222,19 +261,23 @@ impl Issuer {
                 metadata.issuer, self.config.url
             )));
         }
+        let issuer = Url::parse(&self.config.url).map_err(|e| IssuerError(format!("issuer.url is not a URL ({e})")))?;
         let c = &self.config;
-        let overrides = [
-            (&mut metadata.introspection_endpoint, &c.introspection_endpoint),
-            (&mut metadata.jwks_uri, &c.jwks_uri),
-            (&mut metadata.token_endpoint, &c.token_endpoint),
-            (&mut metadata.authorization_endpoint, &c.authorization_endpoint),
-            (&mut metadata.userinfo_endpoint, &c.userinfo_endpoint),
-            (&mut metadata.end_session_endpoint, &c.end_session_endpoint),
-            (&mut metadata.revocation_endpoint, &c.revocation_endpoint),
+        // (name, discovered value, configured value, whether it receives credentials or tokens)
+        let endpoints = [
+            ("introspection_endpoint", &mut metadata.introspection_endpoint, &c.introspection_endpoint, true),
+            ("jwks_uri", &mut metadata.jwks_uri, &c.jwks_uri, false),
+            ("token_endpoint", &mut metadata.token_endpoint, &c.token_endpoint, true),
+            ("authorization_endpoint", &mut metadata.authorization_endpoint, &c.authorization_endpoint, false),
+            ("userinfo_endpoint", &mut metadata.userinfo_endpoint, &c.userinfo_endpoint, true),
+            ("end_session_endpoint", &mut metadata.end_session_endpoint, &c.end_session_endpoint, false),
+            ("revocation_endpoint", &mut metadata.revocation_endpoint, &c.revocation_endpoint, true),
         ];
-        for (slot, configured) in overrides {
+        for (name, slot, configured, confidential) in endpoints {
             if configured.is_some() {
                 slot.clone_from(configured);
+            } else if let Some(discovered) = slot.as_deref() {
+                check_discovered(name, discovered, &issuer, confidential).inspect_err(|e| log::error!("{e}"))?;
             }
         }
         if metadata.introspection_endpoint.is_none() {
@@ -244,16 +287,44 @@ impl Issuer {
     }
 }
 
-/// A transport error's description without its URL (which is ours anyway, and never holds a token).
-pub fn without_url(err: &reqwest::Error) -> String {
-    let kind = if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "connection failed"
-    } else if err.is_decode() || err.is_body() {
-        "bad response body"
-    } else {
-        "request failed"
-    };
-    kind.to_string()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(endpoint: &str, confidential: bool) -> Result<(), IssuerError> {
+        check_discovered(
+            "token_endpoint",
+            endpoint,
+            &Url::parse("https://as.example:8443/realms/x").unwrap(),
+            confidential,
+        )
+    }
+
+    #[test]
+    fn discovered_endpoints_need_https_outside_loopback() {
+        assert!(check("https://login.example/authorize", false).is_ok());
+        for loopback in ["http://localhost:9/a", "http://127.0.0.2/a", "http://[::1]:80/a", "http://LOCALHOST/a"] {
+            assert!(check(loopback, false).is_ok(), "{loopback}");
+        }
+        for bad in ["http://as.example:8443/token", "http://localhost.example/a", "ftp://as.example/a", "/token"] {
+            let e = check(bad, false).unwrap_err();
+            assert!(e.0.contains("token_endpoint"), "{e}");
+        }
+    }
+
+    #[test]
+    fn confidential_endpoints_stay_on_the_issuers_origin() {
+        assert!(check("https://as.example:8443/realms/x/token", true).is_ok());
+        assert!(check("https://AS.example:8443/other/path", true).is_ok());
+        for elsewhere in [
+            "https://as.example/token",
+            "https://as.example:8444/token",
+            "https://evil.example:8443/token",
+            "http://as.example:8443/t",
+        ] {
+            let e = check(elsewhere, true).unwrap_err();
+            assert!(e.0.contains("token_endpoint") && e.0.contains("[issuer] token_endpoint"), "{e}");
+        }
+        assert!(check("https://as.example/token", false).is_ok(), "an endpoint that gets nothing may be elsewhere");
+    }
 }

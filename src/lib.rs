@@ -5,6 +5,7 @@
 //! `docs/ARCHITECTURE.md` for the shape of the code and [`pipeline`] for the request's journey.
 
 pub mod admin;
+pub mod as_body;
 pub mod cache;
 pub mod client_auth;
 pub mod config;

@@ -1,7 +1,8 @@
 //! Operational endpoints: `/healthz` (alive), `/readyz` (discovery done and keys loaded; an unreachable
 //! Redis is reported as a degradation, not as unreadiness, since Shroud serves on without it),
-//! `/metrics` (Prometheus text), `/.well-known/jwks.json` (the phantom JWT's public key) and, when
-//! `[server] openapi = true`, `/.well-known/openapi.yaml` (the API description).
+//! `/metrics` (Prometheus text; on the admin listener, and here only when `[server] public_metrics = true`),
+//! `/.well-known/jwks.json` (the phantom JWT's public key) and, when `[server] openapi = true`,
+//! `/.well-known/openapi.yaml` (the API description).
 
 use crate::error::Rejection;
 use crate::gateway::Gateway;
@@ -13,17 +14,25 @@ use std::borrow::Cow;
 /// The OpenAPI document of Shroud's own API (`openapi.yaml` at the repository root), embedded at build time.
 pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
 
-/// Registers the operational endpoints; the OpenAPI document only when `serve_openapi`.
-pub fn configure(serve_openapi: bool) -> impl Fn(&mut web::ServiceConfig) {
+/// Registers the operational endpoints; the metrics only when `serve_metrics`, the OpenAPI document only
+/// when `serve_openapi`.
+pub fn configure(serve_metrics: bool, serve_openapi: bool) -> impl Fn(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.service(get_only("/healthz").route(web::get().to(healthz)))
             .service(get_only("/readyz").route(web::get().to(readyz)))
-            .service(get_only("/metrics").route(web::get().to(metrics)))
             .service(get_only("/.well-known/jwks.json").route(web::get().to(jwks)));
+        if serve_metrics {
+            cfg.service(metrics_resource());
+        }
         if serve_openapi {
             cfg.service(get_only("/.well-known/openapi.yaml").route(web::get().to(openapi)));
         }
     }
+}
+
+/// `GET /metrics`, Prometheus text (every other method: 405), on whichever listener serves it.
+pub fn metrics_resource() -> actix_web::Resource {
+    get_only("/metrics").route(web::get().to(metrics))
 }
 
 /// A resource that answers every method but GET with 405 and `Allow: GET`, so that no other method

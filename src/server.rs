@@ -19,6 +19,7 @@ fn build(gateway: Arc<Gateway>) -> std::io::Result<(Server, SocketAddr)> {
     };
     let agent_path = gateway.token_handler.as_ref().map(|th| th.config.base_path.clone());
     let serve_openapi = gateway.config.server.openapi;
+    let serve_metrics = gateway.config.server.public_metrics;
     let limits = gateway.config.server.clone();
     let hsts = gateway.server_tls.is_some();
     let tls = gateway.server_tls.clone();
@@ -28,7 +29,7 @@ fn build(gateway: Arc<Gateway>) -> std::io::Result<(Server, SocketAddr)> {
         let mut app = App::new()
             .app_data(data.clone())
             .app_data(web::Data::new(upstream))
-            .configure(ops::configure(serve_openapi));
+            .configure(ops::configure(serve_metrics, serve_openapi));
         if let Some(base_path) = &agent_path {
             app = app.configure(agent::configure(base_path, hsts));
         }
@@ -154,7 +155,12 @@ pub fn serve(config: Config) -> Result<(), BuildError> {
             let scheme = if gateway.server_tls.is_some() { "https" } else { "http" };
             log::info!("shroud listening on {scheme}://{}", servers.proxy.1);
             if let Some((_, addr)) = &servers.admin {
-                log::info!("admin API listening on http://{addr}");
+                log::info!("admin API and /metrics listening on http://{addr}");
+            }
+            if gateway.config.server.public_metrics {
+                log::warn!("/metrics is served on the main listener, to anyone (server.public_metrics = true)");
+            } else if servers.admin.is_none() {
+                log::warn!("/metrics is not served: set admin.listen (it serves /metrics) or server.public_metrics");
             }
             discover_in_background(gateway);
             let handles = servers.handles();

@@ -87,6 +87,9 @@ pub struct ServerConfig {
     /// Whether Shroud serves its OpenAPI document (`openapi.yaml`, embedded in the binary) at
     /// `GET /.well-known/openapi.yaml`. When false, that path is not Shroud's and goes through the routes.
     pub openapi: bool,
+    /// Whether `GET /metrics` is served on this (the main) listener too. Off by default: the metrics are
+    /// served on the admin listener only (`[admin] listen`), and not at all without one.
+    pub public_metrics: bool,
     /// Largest request header block (names + values), in bytes; larger → 431.
     pub max_header_bytes: usize,
     /// Time a client has to send the request line and headers, in milliseconds (slow clients → 408).
@@ -106,6 +109,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".into(),
             workers: 0,
             openapi: false,
+            public_metrics: false,
             tls: ServerTlsConfig::default(),
             max_header_bytes: 16 * 1024,
             client_request_timeout_ms: 5_000,

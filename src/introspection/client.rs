@@ -1,5 +1,6 @@
 //! The introspection call: request building (client authentication, `Accept` by mode) and the raw answer.
 
+use crate::as_body::AsAnswer;
 use crate::client_auth::ClientAuth;
 use crate::config::ResponseMode;
 use crate::issuer::without_url;
@@ -23,14 +24,14 @@ pub struct RawAnswer {
     pub content_type: String,
     /// `max-age` of `Cache-Control`, if present (`no-store`/`no-cache` are deliberately ignored).
     pub max_age: Option<u64>,
-    /// The body.
+    /// The body (at most [`AsAnswer::Introspection`]'s limit).
     pub body: bytes::Bytes,
 }
 
 /// Why the call did not produce an answer worth reading.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallError {
-    /// Unreachable, timed out or 5xx: not the client's fault, retry later.
+    /// Unreachable, timed out, 5xx or an answer over the size limit: not the client's fault, retry later.
     Unavailable(String),
     /// 401/403: the authorization server refused Shroud's own client credentials.
     ClientRejected(u16),
@@ -107,7 +108,9 @@ impl IntrospectionClient {
             .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
             .unwrap_or_default();
         let max_age = header("cache-control").as_deref().and_then(max_age);
-        let body = response.bytes().await.map_err(|e| CallError::Unavailable(without_url(&e)))?;
+        let body = crate::as_body::read(response, AsAnswer::Introspection)
+            .await
+            .map_err(|e| CallError::Unavailable(e.to_string()))?;
         Ok(RawAnswer { status, content_type, max_age, body })
     }
 }

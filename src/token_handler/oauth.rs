@@ -1,6 +1,7 @@
 //! The token handler's calls to the authorization server for the SPA's client: the authorization URL
 //! (PKCE S256), the code and refresh grants, userinfo, revocation (RFC 7009) and the end-session URL.
 
+use crate::as_body::AsAnswer;
 use crate::client_auth::ClientAuth;
 use crate::issuer::without_url;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -70,7 +71,7 @@ pub struct TokenResponse {
 pub enum GrantError {
     /// The authorization server refused it (4xx), with its error code.
     Refused(String),
-    /// Unreachable, timed out, 5xx or nonsense.
+    /// Unreachable, timed out, 5xx, nonsense or an answer over the size limit.
     Unavailable,
 }
 
@@ -153,7 +154,11 @@ impl OAuthClient {
             GrantError::Unavailable
         })?;
         let status = response.status().as_u16();
-        let body: serde_json::Value = response.json().await.map_err(|_| GrantError::Unavailable)?;
+        let body = crate::as_body::read(response, AsAnswer::Token).await.map_err(|e| {
+            log::warn!("token endpoint answer not read: {e}");
+            GrantError::Unavailable
+        })?;
+        let body: serde_json::Value = serde_json::from_slice(&body).map_err(|_| GrantError::Unavailable)?;
         match status {
             200 => serde_json::from_value(body).map_err(|_| {
                 log::error!("token endpoint answered 200 without an access_token");
@@ -209,7 +214,13 @@ impl OAuthClient {
             .await
             .map_err(|_| UserinfoError::Failed)?;
         match response.status().as_u16() {
-            200 => response.json().await.map_err(|_| UserinfoError::Failed),
+            200 => {
+                let body = crate::as_body::read(response, AsAnswer::Userinfo).await.map_err(|e| {
+                    log::warn!("userinfo answer not read: {e}");
+                    UserinfoError::Failed
+                })?;
+                serde_json::from_slice(&body).map_err(|_| UserinfoError::Failed)
+            }
             401 => Err(UserinfoError::TokenRejected),
             status => {
                 log::warn!("userinfo endpoint answered status {status}");

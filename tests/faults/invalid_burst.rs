@@ -27,7 +27,7 @@ async fn ten_thousand_invalid_tokens_cost_at_most_one_introspection_each() {
         // Repeats within the negative TTL are free; later ones cost one introspection per TTL (5 s by
         // default), which a slow machine could reach within the burst.
         c.cache.negative_ttl_seconds = 120;
-        c
+        with_admin(c)
     });
     // Distinct tokens in order, with every 3rd slot a repeat of an earlier (or concurrent) one.
     let mut tokens: Vec<String> = Vec::with_capacity(DISTINCT + REPEATED * REPEATS);
@@ -81,6 +81,6 @@ async fn ten_thousand_invalid_tokens_cost_at_most_one_introspection_each() {
     assert_eq!(refused, sent, "every invalid token is refused (401, or 429 once rate limited), none lost: {tally:?}");
     assert_eq!(env.api.hits(), 0, "nothing was forwarded");
     assert!(introspections <= DISTINCT, "{introspections} introspections for {DISTINCT} distinct tokens");
-    let metrics = reqwest::get(format!("{}/metrics", env.shroud.url())).await.unwrap().text().await.unwrap();
+    let metrics = metrics(&env.shroud).await;
     assert!(metrics.contains(r#"shroud_introspections_total{result="inactive"}"#), "{metrics}");
 }

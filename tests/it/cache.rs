@@ -7,14 +7,14 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_tokens_are_served_from_memory() {
-    let env = Env::new(ResponseMode::Rfc9701);
+    let env = Env::with(ResponseMode::Rfc9701, with_admin);
     env.token("t", "read");
     for _ in 0..5 {
         assert_eq!(env.get("/api/x", Some("t")).await.status(), 200);
     }
     assert_eq!(env.idp.introspections(), 1);
     assert_eq!(env.api.hits(), 5);
-    let metrics = env.http.get(format!("{}/metrics", env.shroud.url())).send().await.unwrap().text().await.unwrap();
+    let metrics = metrics(&env.shroud).await;
     assert!(metrics.contains(r#"shroud_cache_lookups_total{result="hit",tier="memory"} 4"#), "{metrics}");
     assert!(metrics.contains(r#"shroud_introspections_total{result="active"} 1"#), "{metrics}");
 }

@@ -4,6 +4,7 @@
 mod support;
 
 mod audit;
+mod authorization_server;
 mod cache;
 mod cli;
 mod credentials;

@@ -40,7 +40,7 @@ fn opa_env(opa: &FakeOpa) -> Env {
             opa_route(&c, "/cached", opa.data_url("shroud/allow"), 60),
         ];
         c.routes.extend(routes);
-        c
+        with_admin(c)
     })
 }
 
@@ -230,7 +230,7 @@ async fn decisions_are_cached_per_claims_method_and_path_but_never_failures() {
     assert_eq!(env.get("/cached/x", Some("hugo")).await.status(), 200, "a failure is never cached");
     assert_eq!(opa.requests(), 8);
 
-    let metrics = env.http.get(format!("{}/metrics", env.shroud.url())).send().await.unwrap().text().await.unwrap();
+    let metrics = metrics(&env.shroud).await;
     for line in [
         r#"shroud_opa_decisions_total{outcome="allow",route="/cached"} 4"#,
         r#"shroud_opa_decisions_total{outcome="deny",route="/cached"} 1"#,

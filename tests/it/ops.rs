@@ -18,7 +18,7 @@ async fn wait_ready(env: &Env) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_metrics_and_jwks() {
-    let env = Env::new(ResponseMode::Rfc9701);
+    let env = Env::with(ResponseMode::Rfc9701, with_admin);
     let health = env.http.get(format!("{}/healthz", env.shroud.url())).send().await.unwrap();
     assert_eq!(health.status(), 200);
     let ready = wait_ready(&env).await;
@@ -28,7 +28,9 @@ async fn health_readiness_metrics_and_jwks() {
     env.token("t", "read");
     assert_eq!(env.get("/api/x", Some("t")).await.status(), 200);
     assert_eq!(env.get("/api/x", None).await.status(), 401);
-    let metrics = env.http.get(format!("{}/metrics", env.shroud.url())).send().await.unwrap();
+    let admin = env.shroud.admin_addr.unwrap();
+    let metrics = env.http.get(format!("http://{admin}/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200, "no admin token needed to scrape");
     assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = metrics.text().await.unwrap();
     assert!(text.contains(r#"shroud_requests_total{route="/api",status="200"} 1"#), "{text}");
@@ -44,6 +46,72 @@ async fn health_readiness_metrics_and_jwks() {
     );
     assert!(key["kid"].as_str().is_some_and(|k| k.len() == 43), "RFC 7638 thumbprint kid");
     assert!(key.get("d").is_none(), "no private part");
+}
+
+/// `GET {base}/metrics`.
+async fn get_metrics(http: &reqwest::Client, base: &str) -> reqwest::Response {
+    http.get(format!("{base}/metrics")).send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_on_the_admin_listener_not_the_main_one() {
+    // Without an admin listener the metrics are served nowhere: `/metrics` is an ordinary path.
+    let plain = Env::new(ResponseMode::Json);
+    assert_refusal(plain.get("/metrics", None).await, 404, "not_found", None).await;
+    assert!(plain.shroud.admin_addr.is_none());
+
+    // With one, there (no admin token needed, every other method 405), and still not on the main listener,
+    // where a catch-all route gets `/metrics` like any other path.
+    let env = Env::with(ResponseMode::Json, |mut c| {
+        let mut everything = route("/", &c.routes[0].upstream, &[]);
+        everything.credentials = CredentialKind::None;
+        c.routes.push(everything);
+        with_admin(c)
+    });
+    let admin = format!("http://{}", env.shroud.admin_addr.unwrap());
+    let scraped = get_metrics(&env.http, &admin).await;
+    assert_eq!(scraped.status(), 200);
+    assert!(scraped.text().await.unwrap().contains("shroud_requests_total"));
+    let resp = env.http.post(format!("{admin}/metrics")).send().await.unwrap();
+    assert_eq!(resp.headers()["allow"], "GET");
+    assert_refusal(resp, 405, "method_not_allowed", None).await;
+    let routed = get_metrics(&env.http, &env.shroud.url()).await;
+    assert_eq!(routed.status(), 200);
+    assert!(!routed.text().await.unwrap().contains("shroud_requests_total"), "the upstream's answer");
+    assert_eq!(env.api.last().expect("routed upstream").path, "/metrics");
+    assert_eq!(env.api.hits(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shroud_serve_says_when_it_serves_the_metrics_nowhere() {
+    use crate::cli::{base_config, served_config, Served};
+    let idp = shroud_testkit::FakeAs::start();
+    let api = shroud_testkit::EchoUpstream::start();
+    let port = shroud_testkit::net::free_port();
+    let served = Served::start(&served_config(&base_config(""), port, &idp.url(), &api.url()), port, "info").await;
+    let resp = client().get(format!("{}/metrics", served.base)).send().await.unwrap();
+    assert_refusal(resp, 404, "not_found", None).await;
+    let logs = served.logs();
+    assert!(
+        logs.lines().any(|l| l.contains("WARN") && l.contains("/metrics is not served: set admin.listen")),
+        "{logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_metrics_serves_them_on_the_main_listener_too() {
+    let env = Env::with(ResponseMode::Json, |mut c| {
+        c.server.public_metrics = true;
+        with_admin(c)
+    });
+    for base in [env.shroud.url(), format!("http://{}", env.shroud.admin_addr.unwrap())] {
+        let resp = get_metrics(&env.http, &base).await;
+        assert_eq!(resp.status(), 200, "{base}");
+        assert!(resp.text().await.unwrap().contains("shroud_requests_total"), "{base}");
+    }
+    let resp = env.http.delete(format!("{}/metrics", env.shroud.url())).send().await.unwrap();
+    assert_refusal(resp, 405, "method_not_allowed", None).await;
+    assert_eq!(env.api.hits(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +159,7 @@ async fn the_openapi_document_is_served_only_when_enabled() {
     // Every documented operation of the main listener is routed, and every other method is 405 with
     // exactly the documented methods in `Allow`.
     let operations = documented_operations(&doc);
-    assert!(operations.len() >= 12, "{operations:?}");
+    assert!(operations.len() >= 11, "{operations:?}");
     for (path, methods) in operations {
         let url = format!("{}{path}", on.shroud.url());
         for method in &methods {
@@ -120,7 +188,7 @@ async fn operational_paths_never_fall_through_to_a_catch_all_route() {
         c.routes.push(everything);
         c
     });
-    for path in ["/healthz", "/readyz", "/metrics", "/.well-known/jwks.json"] {
+    for path in ["/healthz", "/readyz", "/.well-known/jwks.json"] {
         for method in [Method::POST, Method::DELETE, Method::OPTIONS] {
             let resp = env.http.request(method.clone(), format!("{}{path}", env.shroud.url())).send().await.unwrap();
             assert_eq!(resp.headers()["allow"], "GET", "{method} {path}");

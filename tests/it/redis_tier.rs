@@ -27,7 +27,7 @@ async fn a_second_instance_reuses_the_first_ones_exchange() {
     let idp = FakeAs::start();
     let api = EchoUpstream::start();
     let first = start(with_redis(config(&idp, &api, ResponseMode::Rfc9701), &redis.url()));
-    let mut second_config = with_redis(config(&idp, &api, ResponseMode::Rfc9701), &redis.url());
+    let mut second_config = with_admin(with_redis(config(&idp, &api, ResponseMode::Rfc9701), &redis.url()));
     second_config.phantom.signing_key_file = first.gateway.config.phantom.signing_key_file.clone();
     let second = start(second_config);
     let token = "opaque-shared-token-value";
@@ -40,7 +40,7 @@ async fn a_second_instance_reuses_the_first_ones_exchange() {
     assert_eq!(resp.status(), 200);
     assert_eq!(idp.introspections(), 1, "the second instance did not introspect");
     assert_eq!(forwarded_jwt(&api), jwt_first, "it forwarded the JWT the first one minted");
-    let metrics = http.get(format!("{}/metrics", second.url())).send().await.unwrap().text().await.unwrap();
+    let metrics = metrics(&second).await;
     assert!(metrics.contains(r#"shroud_cache_lookups_total{result="hit",tier="redis"} 1"#), "{metrics}");
 
     let entries = dump(&redis);

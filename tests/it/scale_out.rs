@@ -10,14 +10,6 @@ use shroud::server::Running;
 use shroud_testkit::{Behaviour, EchoUpstream, FakeAs, RedisCluster, RedisSentinel, RedisServer, RedisTls, TokenSpec};
 use std::time::{Duration, Instant};
 
-const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef0123";
-
-fn with_admin(mut c: Config) -> Config {
-    c.admin.listen = "127.0.0.1:0".into();
-    c.admin.token = Secret::new(ADMIN_TOKEN);
-    c
-}
-
 /// `n` instances on `redis_url`, sharing one phantom signing key and an admin listener each.
 fn fleet(n: usize, redis_url: &str, idp: &FakeAs, api: &EchoUpstream) -> Vec<Running> {
     fleet_in(ResponseMode::Json, n, redis_url, idp, api)

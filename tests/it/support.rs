@@ -58,6 +58,24 @@ pub fn with_redis(mut c: Config, redis_url: &str) -> Config {
     c
 }
 
+/// The admin token of [`with_admin`].
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef0123";
+
+/// The same configuration with an admin listener on a free port (it serves the admin API and `/metrics`).
+pub fn with_admin(mut c: Config) -> Config {
+    c.admin.listen = "127.0.0.1:0".into();
+    c.admin.token = Secret::new(ADMIN_TOKEN);
+    c
+}
+
+/// `GET /metrics` on the admin listener of `shroud` (started [`with_admin`]): the Prometheus text.
+pub async fn metrics(shroud: &Running) -> String {
+    let admin = shroud.admin_addr.expect("an admin listener serves /metrics");
+    let resp = client().get(format!("http://{admin}/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "GET /metrics on the admin listener");
+    resp.text().await.unwrap()
+}
+
 /// Validates and starts Shroud.
 pub fn start(config: Config) -> Running {
     // Shroud's log lines show in a failing test's output when RUST_LOG asks for them.

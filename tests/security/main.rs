@@ -11,6 +11,7 @@
 //! | [`cookies`] | the OAuth Proxy: tampered and moved cookies, CSRF, Origin |
 //! | [`agent`] | the OAuth Agent: login/start, login/end, state, codes, refresh, logout |
 //! | [`backchannel`] | back-channel logout tokens |
+//! | [`authorization_server`] | a hostile authorization server: tampered discovery, oversize answers |
 //!
 //! Run it alone with `cargo test --test security`.
 
@@ -24,6 +25,7 @@ mod spa;
 
 mod agent;
 mod answer;
+mod authorization_server;
 mod backchannel;
 mod cookies;
 mod headers;

@@ -47,6 +47,9 @@ use openssl::x509::X509;
 use serde_json::{json, Map, Value};
 
 mod code_flow;
+mod hostile;
+
+pub use hostile::Oversize;
 
 use code_flow::Flow;
 
@@ -360,6 +363,7 @@ impl FakeAs {
             client_dns: Mutex::new(HashMap::new()),
             jtis: Mutex::new(HashSet::new()),
             client_ca,
+            hostile: hostile::Hostile::default(),
         });
 
         let server = serve(inner.clone(), listener);
@@ -526,6 +530,24 @@ impl FakeAs {
         lock(&self.inner.flow).id_token_on_refresh = on;
     }
 
+    /// Replaces (or adds) members of the discovery document, e.g. an `introspection_endpoint` on another
+    /// origin; an empty map restores the real document.
+    pub fn set_discovery_members(&self, members: Map<String, Value>) {
+        self.inner.hostile.set_discovery_members(members);
+    }
+
+    /// Streams `answer` instead of every successful answer of `path` (`"/jwks"`, `"/introspect"`,
+    /// `"/token"`, `"/userinfo"`, `"/.well-known/openid-configuration"`, …); `None` restores the real ones.
+    pub fn set_oversize(&self, path: &str, answer: Option<Oversize>) {
+        self.inner.hostile.set_oversize(path, answer);
+    }
+
+    /// The most bytes one oversize answer handed to its connection so far: a client that stops reading
+    /// stops it growing (beyond what the sockets buffer, a few MiB on loopback).
+    pub fn oversize_bytes_sent(&self) -> u64 {
+        self.inner.hostile.oversize_bytes_sent()
+    }
+
     /// Number of requests to the userinfo endpoint so far, whatever their outcome.
     pub fn userinfo_calls(&self) -> usize {
         self.inner.userinfo_calls.load(Ordering::SeqCst)
@@ -567,11 +589,29 @@ fn serve(inner: Arc<Inner>, listener: TcpListener) -> (ServerHandle, JoinHandle<
         .name(format!("fake-as-{port}"))
         .spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(routes))
-                    .on_connect(remember_peer_certificate)
-                    .workers(1)
-                    .disable_signals()
-                    .shutdown_timeout(1);
+                let server = HttpServer::new(move || {
+                    let state = data.clone();
+                    App::new()
+                        .app_data(data.clone())
+                        .wrap_fn(move |req, srv| {
+                            use actix_web::dev::Service;
+                            let plan = state.hostile.plan(req.path());
+                            let state = state.clone();
+                            let answer = srv.call(req);
+                            async move {
+                                let res = answer.await?;
+                                Ok(match plan {
+                                    Some(plan) => state.hostile.inflate(plan, res).await,
+                                    None => res,
+                                })
+                            }
+                        })
+                        .configure(routes)
+                })
+                .on_connect(remember_peer_certificate)
+                .workers(1)
+                .disable_signals()
+                .shutdown_timeout(1);
                 let server = match acceptor {
                     Some(acceptor) => server.listen_openssl(listener, acceptor),
                     None => server.listen(listener),
@@ -629,6 +669,8 @@ struct Inner {
     jtis: Mutex<HashSet<String>>,
     /// The CA whose certificates may authenticate clients.
     client_ca: Option<X509>,
+    /// Tampered discovery members and oversize answers.
+    hostile: hostile::Hostile,
 }
 
 /// The certificate a TLS client presented on its connection.
@@ -989,7 +1031,7 @@ fn discovery_answer(st: &Inner, published: bool) -> HttpResponse {
         return json_response(StatusCode::NOT_FOUND, &json!({"error": "not_found"}), "no-store");
     }
     st.discovery_fetches.fetch_add(1, Ordering::SeqCst);
-    json_response(StatusCode::OK, &st.discovery_doc(), "max-age=300")
+    json_response(StatusCode::OK, &st.hostile.tamper_discovery(st.discovery_doc()), "max-age=300")
 }
 
 async fn discovery_oidc(st: State) -> HttpResponse {

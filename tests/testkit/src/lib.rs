@@ -27,8 +27,8 @@ pub mod tls;
 pub mod upstream;
 
 pub use fake_as::{
-    Behaviour, Discovery, FakeAs, FakeAsOptions, FakeAsTls, ForeignKey, IntrospectionRecord, LogoutSpec, Tamper,
-    TokenSpec,
+    Behaviour, Discovery, FakeAs, FakeAsOptions, FakeAsTls, ForeignKey, IntrospectionRecord, LogoutSpec, Oversize,
+    Tamper, TokenSpec,
 };
 pub use fake_opa::{FakeOpa, OpaBehaviour};
 pub use redis_server::RedisServer;
