@@ -161,11 +161,12 @@ fn is_unreserved(byte: u8) -> bool {
 }
 
 /// Normalises a request path (RFC 3986 §6.2.2): percent-encoded unreserved characters are decoded, other
-/// escapes upper-cased; dot segments (`.`, `..`, also when encoded), backslashes, encoded separators
+/// escapes upper-cased; dot segments (`.`, `..`, also when encoded or followed by path parameters such as
+/// `..;` or `.%3B`), backslashes, encoded separators
 /// (`%2F`, `%5C`), control characters (also when encoded: an upstream that decodes `%00` may cut the path
 /// short, and one that decodes `%0D%0A` may split a header or log line with it) and bytes outside ASCII
 /// (which a URI cannot hold unencoded) are refused, so that a path cannot match one route here and mean
-/// another upstream (`/public/../admin`, `/%61dmin`, `/api%2Fx`).
+/// another upstream (`/public/../admin`, `/public/..;/admin`, `/%61dmin`, `/api%2Fx`).
 pub fn normalize_path(raw: &str) -> Result<String, Rejection> {
     let refuse = || Rejection::bad_request("the request path is not acceptable");
     if !raw.starts_with('/') {
@@ -200,10 +201,18 @@ pub fn normalize_path(raw: &str) -> Result<String, Rejection> {
             i += 1;
         }
     }
-    if out.split('/').any(|segment| segment == "." || segment == "..") {
+    if out.split('/').any(is_dot_segment) {
         return Err(refuse());
     }
     Ok(out)
+}
+
+/// Whether a normalised segment is `.` or `..`, also with path parameters (`..;x`, `.;`, `..%3B`):
+/// Tomcat- and Spring-style upstreams drop a segment's parameters and then resolve the dots.
+fn is_dot_segment(segment: &str) -> bool {
+    let name = segment.split(';').next().unwrap_or_default();
+    let name = name.split("%3B").next().unwrap_or_default();
+    name == "." || name == ".."
 }
 
 #[cfg(test)]
@@ -281,10 +290,20 @@ mod tests {
             "/a%0a",
             "/a%09b",
             "/a%7F",
+            "/public/..;/api",
+            "/public/..;x=1/api",
+            "/public/%2e%2e;/api",
+            "/public/%2E.%3b/api",
+            "/public/..%3B/api",
+            "/a/.;/b",
+            "/a/%2e%3B/b",
+            "/a/..;",
         ] {
             assert!(normalize_path(bad).is_err(), "{bad}");
         }
         assert_eq!(normalize_path("/a/..b/c.d").unwrap(), "/a/..b/c.d");
+        assert_eq!(normalize_path("/a;v=1/..b;x/.c;y").unwrap(), "/a;v=1/..b;x/.c;y", "other parameters pass");
+        assert_eq!(normalize_path("/a/...;x/b%3b").unwrap(), "/a/...;x/b%3B");
     }
 
     /// Found by the `request_headers` fuzz target: non-ASCII characters were pushed byte by byte as Latin-1
