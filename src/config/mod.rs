@@ -63,6 +63,21 @@ pub struct RateLimitConfig {
     /// Peers (IPs or CIDRs) whose `X-Forwarded-For` names the source IP (only in `[rate_limit]`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<String>,
+    /// IPv6 sources share one per-IP budget per prefix of this length (only in `[rate_limit]`; unset =
+    /// [`DEFAULT_IPV6_PREFIX_LENGTH`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6_prefix_length: Option<u8>,
+}
+
+/// IPv6 sources share one per-IP budget per /64 unless `rate_limit.ipv6_prefix_length` says otherwise: one
+/// subscriber or host usually holds a whole /64, so counting each /128 on its own would hand out 2^64 budgets.
+pub const DEFAULT_IPV6_PREFIX_LENGTH: u8 = 64;
+
+impl RateLimitConfig {
+    /// The IPv6 prefix length per-IP limits key on.
+    pub fn ipv6_prefix_length(&self) -> u8 {
+        self.ipv6_prefix_length.unwrap_or(DEFAULT_IPV6_PREFIX_LENGTH)
+    }
 }
 
 /// `[admin]`

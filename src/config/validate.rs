@@ -299,6 +299,12 @@ impl Config {
                         "is set once, in [rate_limit], for every route",
                     ));
                 }
+                if limits.ipv6_prefix_length.is_some() {
+                    return Err(ConfigError::new(
+                        key("rate_limit.ipv6_prefix_length"),
+                        "is set once, in [rate_limit], for every route",
+                    ));
+                }
             }
             match (route.upstream.is_empty(), route.static_dir.is_empty()) {
                 (false, false) => {
@@ -397,6 +403,14 @@ impl Config {
 
 /// Checks the rates and proxies of `[rate_limit]` or a route's `rate_limit` (`section` names it).
 fn validate_rate_limit(section: &str, limits: &super::RateLimitConfig) -> Result<(), ConfigError> {
+    if let Some(length) = limits.ipv6_prefix_length {
+        if !(32..=128).contains(&length) {
+            return Err(ConfigError::new(
+                format!("{section}.ipv6_prefix_length"),
+                "must be between 32 and 128 (64, the default, is one subscriber's network)",
+            ));
+        }
+    }
     for (name, value) in [("per_ip", &limits.per_ip), ("per_client", &limits.per_client)] {
         crate::rate_limit::Rate::parse(value).map_err(|e| ConfigError::new(format!("{section}.{name}"), e))?;
     }

@@ -62,7 +62,8 @@ async fn journey<'g>(
         }
     }
     route.check_method(req.method())?;
-    throttle::per_ip(&route.limits, &gateway.trusted_proxies, req).await?;
+    let source_ip = gateway.trusted_proxies.source_ip(req);
+    throttle::per_ip(&route.limits, source_ip).await?;
     let credential = credential::extract(route.credentials, req, cookies.as_ref())?;
     let exchanged = exchange::exchange(gateway, &credential).await?;
     trace.tier = exchanged.tier;
