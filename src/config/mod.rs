@@ -559,6 +559,10 @@ pub struct OpaConfig {
     /// How long a decision is reused for the same claims, method, path and route; 0 = no cache.
     #[serde(default)]
     pub cache_seconds: u64,
+    /// The request headers a decision may set. The client's copies are always removed first; a decision
+    /// header not listed here is dropped (and logged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<String>,
 }
 
 fn default_opa_timeout() -> u64 {

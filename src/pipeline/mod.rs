@@ -81,6 +81,7 @@ async fn journey<'g>(
         claims: claims.as_ref(),
         decision_headers: decision_headers.as_deref().unwrap_or_default(),
         request_id: &trace.request_id,
+        source_ip,
     };
     forward::forward(route, &path, req, payload, identity, cookie_policy, client).await
 }

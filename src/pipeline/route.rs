@@ -36,6 +36,11 @@ pub struct Route {
     pub forward_claims: Vec<(Vec<String>, actix_web::http::header::HeaderName)>,
     /// Whether the JWT is forwarded in `Authorization`.
     pub forward_token: bool,
+    /// The headers Shroud sets from the token or a decision (`forward_claims`, `[routes.opa] headers`),
+    /// lower-case and hyphenated: the client's copies are removed in either spelling.
+    identity_headers: Vec<String>,
+    /// `X-Forwarded-Prefix` for the upstream: the prefix, on routes that strip it.
+    pub forwarded_prefix: Option<actix_web::http::header::HeaderValue>,
     /// The Open Policy Agent stage, when the route has `[routes.opa]`.
     pub opa: Option<super::opa::Opa>,
     /// Its rate limits.
@@ -50,6 +55,9 @@ impl Route {
             trimmed => trimmed.to_string(),
         };
         let opa = config.opa.as_ref().map(|opa| super::opa::Opa::from_config(opa, &prefix, metrics));
+        let forwarded_prefix = (config.strip_prefix && prefix != "/")
+            .then(|| actix_web::http::header::HeaderValue::from_str(&prefix).ok())
+            .flatten();
         Route {
             upstream: config.upstream.trim_end_matches('/').to_string(),
             credentials: config.credentials,
@@ -77,9 +85,23 @@ impl Route {
                 })
                 .collect(),
             forward_token: config.forward_token,
+            identity_headers: config
+                .forward_claims
+                .values()
+                .chain(config.opa.iter().flat_map(|opa| &opa.headers))
+                .map(|header| header.to_ascii_lowercase().replace('_', "-"))
+                .collect(),
+            forwarded_prefix,
             opa,
             limits: Default::default(),
         }
+    }
+
+    /// Whether the route sets the request header `name` itself (from a claim or an OPA decision), in either
+    /// spelling (`X_User_Id` for `X-User-Id`): the client's copy must not pass.
+    pub fn sets_header(&self, name: &actix_web::http::header::HeaderName) -> bool {
+        let name = super::forward::hyphenated(name);
+        self.identity_headers.iter().any(|h| *h == name)
     }
 
     /// Whether the policy, OPA or forward stage needs the token's full claims.
