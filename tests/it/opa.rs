@@ -390,3 +390,30 @@ async fn denials_are_audited_and_failures_logged_without_claims() {
         assert!(!logs.contains(secret), "{secret:?} appears in the logs:\n{logs}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unlisted_decision_header_is_dropped_with_a_log_line_naming_it() {
+    let opa = FakeOpa::start(POLICY);
+    let idp = shroud_testkit::FakeAs::start();
+    let api = shroud_testkit::EchoUpstream::start();
+    let port = shroud_testkit::net::free_port();
+    let text = opa_config_text(&format!("url = \"{}\"\nheaders = [\"X-Tenant\"]", opa.data_url("shroud/tenant")));
+    let served =
+        crate::cli::Served::start(&crate::cli::served_config(&text, port, &idp.url(), &api.url()), port, "warn").await;
+    let mut spec = TokenSpec::active("hannah", "read", 300);
+    spec.extra.insert("roles".into(), json!(["hr"]));
+    idp.issue("opaque-token-of-hannah", spec);
+    let resp =
+        client().get(format!("{}/api/x", served.base)).bearer_auth("opaque-token-of-hannah").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let echo = api.last().unwrap();
+    assert_eq!(echo.header_all("x-tenant"), vec!["acme"]);
+    assert_eq!(echo.header("x-employee"), None, "not listed: dropped");
+    let logs = served.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("sets header x-employee, which [routes.opa] headers does not list: dropped"))
+        .unwrap_or_else(|| panic!("a warning naming the header:\n{logs}"));
+    assert!(line.contains("route /api"), "{line}");
+    assert!(!line.contains("hannah"), "never the header's value: {line}");
+}
