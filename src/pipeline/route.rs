@@ -170,12 +170,36 @@ impl RouteTable {
         self.routes.iter().for_each(|r| r.limits.forget_idle());
     }
 
-    /// Normalises `raw_path` and finds its route: the route and the path to forward.
+    /// Normalises `raw_path` and finds its route: the route and the path to forward. A path whose segments
+    /// carry parameters (`;x`, `%3Bx`) must select the same route without them: Tomcat- and Spring-style
+    /// upstreams drop them, so `/api;x/secret` must not pass as a request for another route than `/api`
+    /// (400 otherwise).
     pub fn select(&self, raw_path: &str) -> Result<(&Route, String), Rejection> {
         let path = normalize_path(raw_path)?;
-        let route = self.routes.iter().find(|r| r.matches(&path)).ok_or(Rejection::NotFound)?;
+        let route = self.find(&path).ok_or(Rejection::NotFound)?;
+        if path.contains(';') || path.contains("%3B") {
+            let same = self.find(&without_parameters(&path)).is_some_and(|bare| std::ptr::eq(bare, route));
+            if !same {
+                return Err(Rejection::bad_request("the request path is not acceptable"));
+            }
+        }
         Ok((route, path))
     }
+
+    fn find(&self, path: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.matches(path))
+    }
+}
+
+/// A normalised path with each segment's parameters removed: what an upstream that drops them routes on.
+fn without_parameters(path: &str) -> String {
+    path.split('/').map(segment_name).collect::<Vec<_>>().join("/")
+}
+
+/// A normalised segment without its parameters (from the first `;` or `%3B` on).
+fn segment_name(segment: &str) -> &str {
+    let name = segment.split(';').next().unwrap_or_default();
+    name.split("%3B").next().unwrap_or_default()
 }
 
 fn is_unreserved(byte: u8) -> bool {
@@ -232,9 +256,7 @@ pub fn normalize_path(raw: &str) -> Result<String, Rejection> {
 /// Whether a normalised segment is `.` or `..`, also with path parameters (`..;x`, `.;`, `..%3B`):
 /// Tomcat- and Spring-style upstreams drop a segment's parameters and then resolve the dots.
 fn is_dot_segment(segment: &str) -> bool {
-    let name = segment.split(';').next().unwrap_or_default();
-    let name = name.split("%3B").next().unwrap_or_default();
-    name == "." || name == ".."
+    matches!(segment_name(segment), "." | "..")
 }
 
 #[cfg(test)]
@@ -278,6 +300,26 @@ mod tests {
         assert_eq!(table.select("/api/admin/users").unwrap().0.upstream, "http://b");
         let no_root = RouteTable::new(&[route("/api", "http://a", false)], &m, &no_limits());
         assert!(matches!(no_root.select("/other"), Err(Rejection::NotFound)));
+    }
+
+    #[test]
+    fn path_parameters_cannot_move_a_request_to_another_route() {
+        let m = Metrics::new();
+        let table = RouteTable::new(
+            &[
+                route("/", "http://root", false),
+                route("/api", "http://a", false),
+                route("/api/admin", "http://b", false),
+            ],
+            &m,
+            &no_limits(),
+        );
+        for moved in ["/api;x/secret", "/api%3Bx/secret", "/api/admin;v=1/users", "/api/admin%3b/users"] {
+            assert!(matches!(table.select(moved), Err(Rejection::InvalidRequest { bearer: false, .. })), "{moved}");
+        }
+        assert_eq!(table.select("/api/x;v=1/y").unwrap().0.upstream, "http://a", "the same route either way");
+        assert_eq!(table.select("/api/admin/users;jsessionid=1").unwrap().0.upstream, "http://b");
+        assert_eq!(table.select("/apix;v=1").unwrap().0.upstream, "http://root");
     }
 
     #[test]

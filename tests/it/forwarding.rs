@@ -267,3 +267,27 @@ async fn forwarded_host_is_passed_only_when_it_is_a_host() {
         assert_eq!(echo.header("x-forwarded-host"), forwarded, "Host: {host}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_parameters_cannot_move_a_request_to_another_route() {
+    let env = Env::with(ResponseMode::Json, |mut c| {
+        let mut root = route("/", &c.routes[0].upstream, &[]);
+        root.credentials = shroud::config::CredentialKind::None;
+        let admin = route("/api/admin", &c.routes[0].upstream, &["admin"]);
+        c.routes.extend([root, admin]);
+        c
+    });
+    env.token("t", "read");
+    for path in ["/api;x/secret", "/api%3bx/secret", "/api/admin;/users", "/api/admin;v=1/users"] {
+        let (status, body) = raw_request(
+            env.shroud.addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nConnection: close\r\n\r\n"),
+        );
+        assert_eq!(status, 400, "{path}: a Tomcat-style upstream would see another route's path");
+        assert!(body.contains("invalid_request"), "{path}: {body}");
+    }
+    assert_eq!(env.api.hits(), 0, "nothing was forwarded");
+    assert_eq!(env.idp.introspections(), 0, "nothing was introspected");
+    assert_eq!(env.get("/api/x;v=1", Some("t")).await.status(), 200, "parameters within one route pass");
+    assert_eq!(env.api.last().unwrap().path, "/api/x;v=1");
+}
