@@ -63,6 +63,21 @@ pub struct RateLimitConfig {
     /// Peers (IPs or CIDRs) whose `X-Forwarded-For` names the source IP (only in `[rate_limit]`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<String>,
+    /// IPv6 sources share one per-IP budget per prefix of this length (only in `[rate_limit]`; unset =
+    /// [`DEFAULT_IPV6_PREFIX_LENGTH`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6_prefix_length: Option<u8>,
+}
+
+/// IPv6 sources share one per-IP budget per /64 unless `rate_limit.ipv6_prefix_length` says otherwise: one
+/// subscriber or host usually holds a whole /64, so counting each /128 on its own would hand out 2^64 budgets.
+pub const DEFAULT_IPV6_PREFIX_LENGTH: u8 = 64;
+
+impl RateLimitConfig {
+    /// The IPv6 prefix length per-IP limits key on.
+    pub fn ipv6_prefix_length(&self) -> u8 {
+        self.ipv6_prefix_length.unwrap_or(DEFAULT_IPV6_PREFIX_LENGTH)
+    }
 }
 
 /// `[admin]`
@@ -548,6 +563,10 @@ pub struct OpaConfig {
     /// How long a decision is reused for the same claims, method, path and route; 0 = no cache.
     #[serde(default)]
     pub cache_seconds: u64,
+    /// The request headers a decision may set. The client's copies are always removed first; a decision
+    /// header not listed here is dropped (and logged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<String>,
 }
 
 fn default_opa_timeout() -> u64 {

@@ -299,6 +299,12 @@ impl Config {
                         "is set once, in [rate_limit], for every route",
                     ));
                 }
+                if limits.ipv6_prefix_length.is_some() {
+                    return Err(ConfigError::new(
+                        key("rate_limit.ipv6_prefix_length"),
+                        "is set once, in [rate_limit], for every route",
+                    ));
+                }
             }
             match (route.upstream.is_empty(), route.static_dir.is_empty()) {
                 (false, false) => {
@@ -389,14 +395,39 @@ impl Config {
                         format!("must be at most {MAX_OPA_CACHE_SECONDS} (one day)"),
                     ));
                 }
+                validate_decision_headers(&key("headers"), &opa.headers)?;
             }
         }
         Ok(())
     }
 }
 
+/// Checks `[routes.opa] headers`: header names, each once, none that Shroud sets itself.
+fn validate_decision_headers(key: &str, headers: &[String]) -> Result<(), ConfigError> {
+    let mut seen = HashSet::new();
+    for header in headers {
+        let name = actix_web::http::header::HeaderName::try_from(header.as_str())
+            .map_err(|_| ConfigError::new(key, format!("{header:?} is not a header name")))?;
+        if crate::pipeline::forward::is_managed(&name) {
+            return Err(ConfigError::new(key, format!("Shroud sets {header} itself")));
+        }
+        if !seen.insert(crate::pipeline::forward::hyphenated(&name).into_owned()) {
+            return Err(ConfigError::new(key, format!("{name} is listed twice")));
+        }
+    }
+    Ok(())
+}
+
 /// Checks the rates and proxies of `[rate_limit]` or a route's `rate_limit` (`section` names it).
 fn validate_rate_limit(section: &str, limits: &super::RateLimitConfig) -> Result<(), ConfigError> {
+    if let Some(length) = limits.ipv6_prefix_length {
+        if !(32..=128).contains(&length) {
+            return Err(ConfigError::new(
+                format!("{section}.ipv6_prefix_length"),
+                "must be between 32 and 128 (64, the default, is one subscriber's network)",
+            ));
+        }
+    }
     for (name, value) in [("per_ip", &limits.per_ip), ("per_client", &limits.per_client)] {
         crate::rate_limit::Rate::parse(value).map_err(|e| ConfigError::new(format!("{section}.{name}"), e))?;
     }
@@ -468,8 +499,12 @@ mod tests {
     fn opa_needs_an_http_url_and_a_timeout() {
         use crate::config::OpaConfig;
         let mut c = valid();
-        let opa =
-            OpaConfig { url: "http://127.0.0.1:8181/v1/data/shroud/allow".into(), timeout_ms: 500, cache_seconds: 0 };
+        let opa = OpaConfig {
+            url: "http://127.0.0.1:8181/v1/data/shroud/allow".into(),
+            timeout_ms: 500,
+            cache_seconds: 0,
+            headers: vec![],
+        };
         c.routes[0].opa = Some(opa.clone());
         c.validate().unwrap();
         for url in ["127.0.0.1:8181/v1/data/x", "ftp://opa/v1/data/x", "http://", "http://opa/v1/data#x"] {

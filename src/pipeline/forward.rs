@@ -1,6 +1,8 @@
-//! Stage 6, **forward**: rewrite the headers (Authorization ← the JWT, hop-by-hop removed, X-Forwarded-*,
-//! identity headers from the claims and from OPA's decision), stream the body to the upstream through the
-//! worker's pooled client, stream the answer back. Unreachable upstream → 502, no answer in time → 504.
+//! Stage 6, **forward**: rewrite the headers (Authorization ← the JWT, hop-by-hop removed, X-Forwarded-*
+//! and X-Real-IP from what Shroud knows, `Forwarded` and other client-written routing headers removed,
+//! identity headers from the claims and from OPA's decision, the client's copies of all of them gone in
+//! either spelling), stream the body to the upstream through the worker's pooled client, stream the answer
+//! back. Unreachable upstream → 502, no answer in time → 504.
 
 use super::route::Route;
 use crate::error::Rejection;
@@ -26,15 +28,42 @@ const HOP_BY_HOP: &[&str] = &[
 ];
 
 /// Request headers Shroud sets itself, so the client's copies are dropped.
-const REPLACED: &[&str] =
-    &["host", "authorization", "content-length", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+const REPLACED: &[&str] = &[
+    "host",
+    "authorization",
+    "content-length",
+    "expect",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-prefix",
+    "x-real-ip",
+];
+
+/// Request headers that tell an upstream where a request came from or what it asked for, which Shroud
+/// cannot vouch for and does not set: the client's copies are dropped. `Forwarded` (RFC 7239) would
+/// repeat what the `X-Forwarded-*` headers say, from the client's pen; `X-Original-URL` and
+/// `X-Rewrite-URL` make some frameworks route on another path than the one checked here.
+const STRIPPED: &[&str] = &[
+    "forwarded",
+    "x-forwarded-port",
+    "x-forwarded-server",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "x-original-url",
+    "x-rewrite-url",
+];
 
 /// `X-Forwarded-For`: the client's address, after any the request already carried.
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// `X-Forwarded-Proto`: the scheme the client used.
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-/// `X-Forwarded-Host`: the `Host` the client asked for.
+/// `X-Forwarded-Host`: the `Host` the client asked for, when it is a host name or address.
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// `X-Forwarded-Prefix`: the path prefix a `strip_prefix` route removed.
+const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+/// `X-Real-IP`: the source address, as the per-IP rate limit reads it.
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// What happens to cookies on the way upstream.
 #[derive(Clone, Copy)]
@@ -97,10 +126,48 @@ pub fn upstream_client(tls: &crate::transport::OutboundTls) -> awc::Client {
         .finish()
 }
 
-/// Whether Shroud manages the request header `name` itself (hop-by-hop, `Authorization`, `Host`, framing,
-/// `X-Forwarded-*`, `Cookie`), so that no policy decision may set it.
+/// `name` with `_` read as `-`: CGI and some frameworks cannot tell `X_User_Id` from `X-User-Id`, so
+/// Shroud treats the two spellings as one header wherever it removes or guards one. Names are lower case
+/// already; a name without `_` is borrowed as it is.
+pub fn hyphenated(name: &HeaderName) -> std::borrow::Cow<'_, str> {
+    match name.as_str() {
+        plain if !plain.contains('_') => std::borrow::Cow::Borrowed(plain),
+        underscored => std::borrow::Cow::Owned(underscored.replace('_', "-")),
+    }
+}
+
+/// Whether Shroud manages the request header `name` itself, in either spelling (hop-by-hop,
+/// `Authorization`, `Host`, framing, `X-Forwarded-*`, `X-Real-IP`, `Forwarded`, `X-Original-URL`,
+/// `Cookie`), so that no policy decision may set it.
 pub fn is_managed(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(&name.as_str()) || REPLACED.contains(&name.as_str()) || name == header::COOKIE
+    let name = hyphenated(name);
+    HOP_BY_HOP.contains(&&*name) || REPLACED.contains(&&*name) || STRIPPED.contains(&&*name) || name == "cookie"
+}
+
+/// Whether the client's header `name` is dropped: Shroud sets it or cannot vouch for it, or the route
+/// sets it from the token or a decision; in either spelling.
+fn is_forged(route: &Route, name: &HeaderName) -> bool {
+    let spelled = hyphenated(name);
+    REPLACED.contains(&&*spelled) || STRIPPED.contains(&&*spelled) || route.sets_header(name)
+}
+
+/// Whether a `Host` value is a host name, IPv4 or bracketed IPv6 address, with an optional port: only
+/// then is it passed on as `X-Forwarded-Host` (never a path, a list, user information or garbage).
+fn is_host(value: &HeaderValue) -> bool {
+    let Ok(text) = value.to_str() else { return false };
+    let (host_ok, port) = match text.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, port)) => (v6.parse::<std::net::Ipv6Addr>().is_ok(), port),
+            None => return false,
+        },
+        None => {
+            let (host, port) = text.find(':').map_or((text, ""), |at| text.split_at(at));
+            (!host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'), port)
+        }
+    };
+    let port_ok = port.is_empty()
+        || port.strip_prefix(':').is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok());
+    host_ok && port_ok
 }
 
 /// Whether `name` is hop-by-hop, either always or because the `Connection` header lists it.
@@ -135,6 +202,8 @@ pub struct Identity<'a> {
     pub decision_headers: &'a [(HeaderName, HeaderValue)],
     /// The request's id, sent as `X-Request-Id` so that upstream logs join Shroud's.
     pub request_id: &'a HeaderValue,
+    /// The source address (the peer, or the client a trusted proxy names), sent as `X-Real-IP`.
+    pub source_ip: Option<std::net::IpAddr>,
 }
 
 /// A claim as a header value: strings as they are, arrays of strings space-separated, other JSON as JSON.
@@ -160,8 +229,7 @@ fn request_headers(
     let incoming = req.headers();
     let listed = connection_listed(incoming);
     for (name, value) in incoming.iter() {
-        let forged = route.forward_claims.iter().any(|(_, header)| header == name);
-        if !is_hop_by_hop(name, &listed) && !REPLACED.contains(&name.as_str()) && !forged {
+        if !is_hop_by_hop(name, &listed) && !is_forged(route, name) {
             cookies.pass(name, value, out);
         }
     }
@@ -196,8 +264,16 @@ fn request_headers(
     }
     let proto = if req.app_config().secure() { "https" } else { "http" };
     out.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    if let Some(host) = incoming.get(header::HOST) {
+    if let Some(host) = incoming.get(header::HOST).filter(|host| is_host(host)) {
         out.insert(X_FORWARDED_HOST, host.clone());
+    }
+    if let Some(prefix) = &route.forwarded_prefix {
+        out.insert(X_FORWARDED_PREFIX, prefix.clone());
+    }
+    if let Some(ip) = identity.source_ip {
+        if let Ok(value) = HeaderValue::from_str(&ip.to_string()) {
+            out.insert(X_REAL_IP, value);
+        }
     }
 }
 

@@ -62,7 +62,8 @@ async fn journey<'g>(
         }
     }
     route.check_method(req.method())?;
-    throttle::per_ip(&route.limits, &gateway.trusted_proxies, req).await?;
+    let source_ip = gateway.trusted_proxies.source_ip(req);
+    throttle::per_ip(&route.limits, source_ip).await?;
     let credential = credential::extract(route.credentials, req, cookies.as_ref())?;
     let exchanged = exchange::exchange(gateway, &credential).await?;
     trace.tier = exchanged.tier;
@@ -80,6 +81,7 @@ async fn journey<'g>(
         claims: claims.as_ref(),
         decision_headers: decision_headers.as_deref().unwrap_or_default(),
         request_id: &trace.request_id,
+        source_ip,
     };
     forward::forward(route, &path, req, payload, identity, cookie_policy, client).await
 }

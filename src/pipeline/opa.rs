@@ -1,8 +1,9 @@
 //! Stage 5, **OPA**: on routes with `[routes.opa]`, after scopes and claim rules pass, Open Policy Agent
 //! decides through its Data API: `POST url` with `{"input": {method, path, route, headers, claims}}`.
 //!
-//! - `{"result": true}` or `{"result": {"allow": true, "headers": {…}}}` allows; those headers are added
-//!   to the upstream request.
+//! - `{"result": true}` or `{"result": {"allow": true, "headers": {…}}}` allows; those of the headers that
+//!   `[routes.opa] headers` lists are set on the upstream request (the client's copies were removed), others
+//!   are dropped and logged.
 //! - `false`, `{"allow": false}` or an undefined document (no `result`) → 403 `access_denied` naming the
 //!   rule `opa`, with an audit line.
 //! - Unreachable, timed out, non-2xx or malformed → 503 `policy_service_unavailable`: fail closed.
@@ -46,6 +47,10 @@ enum Decision {
 pub struct Opa {
     url: String,
     timeout: Duration,
+    /// `[routes.opa] headers`, lower-case and hyphenated: the only headers a decision may set.
+    headers: Vec<String>,
+    /// The route's prefix, for log lines.
+    route: String,
     decisions: Option<moka::future::Cache<[u8; 32], Decision>>,
     metrics: OpaMetrics,
 }
@@ -62,6 +67,8 @@ impl Opa {
         Opa {
             url: config.url.clone(),
             timeout: Duration::from_millis(config.timeout_ms),
+            headers: config.headers.iter().map(|h| h.to_ascii_lowercase().replace('_', "-")).collect(),
+            route: route.to_string(),
             decisions,
             metrics: metrics.for_opa(route),
         }
@@ -86,7 +93,32 @@ impl Opa {
             }
             body.extend_from_slice(&chunk);
         }
-        read_answer(&body).map_err(str::to_string)
+        read_answer(&body).map(|decision| self.keep_listed(decision)).map_err(str::to_string)
+    }
+
+    /// The decision with only the headers `[routes.opa] headers` lists; each other one is dropped with a
+    /// log line naming it (never its value).
+    fn keep_listed(&self, decision: Decision) -> Decision {
+        let Decision::Allow(headers) = decision else { return decision };
+        let listed = |name: &HeaderName| self.headers.iter().any(|h| *h == super::forward::hyphenated(name));
+        if headers.iter().all(|(name, _)| listed(name)) {
+            return Decision::Allow(headers);
+        }
+        let kept = headers
+            .iter()
+            .filter(|(name, _)| {
+                let keep = listed(name);
+                if !keep {
+                    log::warn!(
+                        "policy decision for route {} sets header {name}, which [routes.opa] headers does not list: dropped",
+                        self.route
+                    );
+                }
+                keep
+            })
+            .cloned()
+            .collect();
+        Decision::Allow(kept)
     }
 }
 
@@ -117,14 +149,15 @@ struct Input<'a> {
 }
 
 /// The request's headers by lower-case name (repeated ones joined by `, `), minus every credential:
-/// `Authorization`, `Proxy-Authorization`, `Cookie`, the token handler's CSRF header and the route's
-/// `forward_claims` headers.
+/// `Authorization`, `Proxy-Authorization`, `Cookie`, the token handler's CSRF header, and the headers the
+/// route sets itself (`forward_claims`, `[routes.opa] headers`, in either spelling), which never reach the
+/// upstream from the client either.
 fn visible_headers<'r>(route: &Route, req: &'r HttpRequest, csrf: Option<&HeaderName>) -> BTreeMap<&'r str, String> {
     let mut headers: BTreeMap<&str, String> = BTreeMap::new();
     for (name, value) in req.headers().iter() {
         let credential = [header::AUTHORIZATION, header::PROXY_AUTHORIZATION, header::COOKIE].contains(name)
             || csrf == Some(name)
-            || route.forward_claims.iter().any(|(_, forwarded)| forwarded == name);
+            || route.sets_header(name);
         if credential {
             continue;
         }
@@ -311,6 +344,22 @@ mod tests {
         ] {
             assert_eq!(read(deny.clone()), Ok(Decision::Deny), "{deny}");
         }
+    }
+
+    #[test]
+    fn only_listed_decision_headers_are_kept() {
+        let config = OpaConfig {
+            url: "http://opa/v1/data/x".into(),
+            timeout_ms: 100,
+            cache_seconds: 0,
+            headers: vec!["X-Tenant".into(), "X_Dept".into()],
+        };
+        let opa = Opa::from_config(&config, "/t", &Metrics::new());
+        let answer = json!({"result": {"allow": true, "headers": {"X-Tenant": "a", "x-dept": "b", "X-Other": "c"}}});
+        let Decision::Allow(headers) = opa.keep_listed(read(answer).unwrap()) else { panic!("allowed") };
+        let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["x-tenant", "x-dept"]);
+        assert_eq!(opa.keep_listed(Decision::Deny), Decision::Deny);
     }
 
     #[test]

@@ -36,6 +36,11 @@ pub struct Route {
     pub forward_claims: Vec<(Vec<String>, actix_web::http::header::HeaderName)>,
     /// Whether the JWT is forwarded in `Authorization`.
     pub forward_token: bool,
+    /// The headers Shroud sets from the token or a decision (`forward_claims`, `[routes.opa] headers`),
+    /// lower-case and hyphenated: the client's copies are removed in either spelling.
+    identity_headers: Vec<String>,
+    /// `X-Forwarded-Prefix` for the upstream: the prefix, on routes that strip it.
+    pub forwarded_prefix: Option<actix_web::http::header::HeaderValue>,
     /// The Open Policy Agent stage, when the route has `[routes.opa]`.
     pub opa: Option<super::opa::Opa>,
     /// Its rate limits.
@@ -50,6 +55,9 @@ impl Route {
             trimmed => trimmed.to_string(),
         };
         let opa = config.opa.as_ref().map(|opa| super::opa::Opa::from_config(opa, &prefix, metrics));
+        let forwarded_prefix = (config.strip_prefix && prefix != "/")
+            .then(|| actix_web::http::header::HeaderValue::from_str(&prefix).ok())
+            .flatten();
         Route {
             upstream: config.upstream.trim_end_matches('/').to_string(),
             credentials: config.credentials,
@@ -77,9 +85,23 @@ impl Route {
                 })
                 .collect(),
             forward_token: config.forward_token,
+            identity_headers: config
+                .forward_claims
+                .values()
+                .chain(config.opa.iter().flat_map(|opa| &opa.headers))
+                .map(|header| header.to_ascii_lowercase().replace('_', "-"))
+                .collect(),
+            forwarded_prefix,
             opa,
             limits: Default::default(),
         }
+    }
+
+    /// Whether the route sets the request header `name` itself (from a claim or an OPA decision), in either
+    /// spelling (`X_User_Id` for `X-User-Id`): the client's copy must not pass.
+    pub fn sets_header(&self, name: &actix_web::http::header::HeaderName) -> bool {
+        let name = super::forward::hyphenated(name);
+        self.identity_headers.iter().any(|h| *h == name)
     }
 
     /// Whether the policy, OPA or forward stage needs the token's full claims.
@@ -148,12 +170,36 @@ impl RouteTable {
         self.routes.iter().for_each(|r| r.limits.forget_idle());
     }
 
-    /// Normalises `raw_path` and finds its route: the route and the path to forward.
+    /// Normalises `raw_path` and finds its route: the route and the path to forward. A path whose segments
+    /// carry parameters (`;x`, `%3Bx`) must select the same route without them: Tomcat- and Spring-style
+    /// upstreams drop them, so `/api;x/secret` must not pass as a request for another route than `/api`
+    /// (400 otherwise).
     pub fn select(&self, raw_path: &str) -> Result<(&Route, String), Rejection> {
         let path = normalize_path(raw_path)?;
-        let route = self.routes.iter().find(|r| r.matches(&path)).ok_or(Rejection::NotFound)?;
+        let route = self.find(&path).ok_or(Rejection::NotFound)?;
+        if path.contains(';') || path.contains("%3B") {
+            let same = self.find(&without_parameters(&path)).is_some_and(|bare| std::ptr::eq(bare, route));
+            if !same {
+                return Err(Rejection::bad_request("the request path is not acceptable"));
+            }
+        }
         Ok((route, path))
     }
+
+    fn find(&self, path: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.matches(path))
+    }
+}
+
+/// A normalised path with each segment's parameters removed: what an upstream that drops them routes on.
+fn without_parameters(path: &str) -> String {
+    path.split('/').map(segment_name).collect::<Vec<_>>().join("/")
+}
+
+/// A normalised segment without its parameters (from the first `;` or `%3B` on).
+fn segment_name(segment: &str) -> &str {
+    let name = segment.split(';').next().unwrap_or_default();
+    name.split("%3B").next().unwrap_or_default()
 }
 
 fn is_unreserved(byte: u8) -> bool {
@@ -161,11 +207,12 @@ fn is_unreserved(byte: u8) -> bool {
 }
 
 /// Normalises a request path (RFC 3986 §6.2.2): percent-encoded unreserved characters are decoded, other
-/// escapes upper-cased; dot segments (`.`, `..`, also when encoded), backslashes, encoded separators
+/// escapes upper-cased; dot segments (`.`, `..`, also when encoded or followed by path parameters such as
+/// `..;` or `.%3B`), backslashes, encoded separators
 /// (`%2F`, `%5C`), control characters (also when encoded: an upstream that decodes `%00` may cut the path
 /// short, and one that decodes `%0D%0A` may split a header or log line with it) and bytes outside ASCII
 /// (which a URI cannot hold unencoded) are refused, so that a path cannot match one route here and mean
-/// another upstream (`/public/../admin`, `/%61dmin`, `/api%2Fx`).
+/// another upstream (`/public/../admin`, `/public/..;/admin`, `/%61dmin`, `/api%2Fx`).
 pub fn normalize_path(raw: &str) -> Result<String, Rejection> {
     let refuse = || Rejection::bad_request("the request path is not acceptable");
     if !raw.starts_with('/') {
@@ -200,10 +247,16 @@ pub fn normalize_path(raw: &str) -> Result<String, Rejection> {
             i += 1;
         }
     }
-    if out.split('/').any(|segment| segment == "." || segment == "..") {
+    if out.split('/').any(is_dot_segment) {
         return Err(refuse());
     }
     Ok(out)
+}
+
+/// Whether a normalised segment is `.` or `..`, also with path parameters (`..;x`, `.;`, `..%3B`):
+/// Tomcat- and Spring-style upstreams drop a segment's parameters and then resolve the dots.
+fn is_dot_segment(segment: &str) -> bool {
+    matches!(segment_name(segment), "." | "..")
 }
 
 #[cfg(test)]
@@ -250,6 +303,26 @@ mod tests {
     }
 
     #[test]
+    fn path_parameters_cannot_move_a_request_to_another_route() {
+        let m = Metrics::new();
+        let table = RouteTable::new(
+            &[
+                route("/", "http://root", false),
+                route("/api", "http://a", false),
+                route("/api/admin", "http://b", false),
+            ],
+            &m,
+            &no_limits(),
+        );
+        for moved in ["/api;x/secret", "/api%3Bx/secret", "/api/admin;v=1/users", "/api/admin%3b/users"] {
+            assert!(matches!(table.select(moved), Err(Rejection::InvalidRequest { bearer: false, .. })), "{moved}");
+        }
+        assert_eq!(table.select("/api/x;v=1/y").unwrap().0.upstream, "http://a", "the same route either way");
+        assert_eq!(table.select("/api/admin/users;jsessionid=1").unwrap().0.upstream, "http://b");
+        assert_eq!(table.select("/apix;v=1").unwrap().0.upstream, "http://root");
+    }
+
+    #[test]
     fn upstream_urls() {
         let m = Metrics::new();
         let keep = Route::from_config(&route("/api", "http://u:1/base/", false), &m);
@@ -281,10 +354,20 @@ mod tests {
             "/a%0a",
             "/a%09b",
             "/a%7F",
+            "/public/..;/api",
+            "/public/..;x=1/api",
+            "/public/%2e%2e;/api",
+            "/public/%2E.%3b/api",
+            "/public/..%3B/api",
+            "/a/.;/b",
+            "/a/%2e%3B/b",
+            "/a/..;",
         ] {
             assert!(normalize_path(bad).is_err(), "{bad}");
         }
         assert_eq!(normalize_path("/a/..b/c.d").unwrap(), "/a/..b/c.d");
+        assert_eq!(normalize_path("/a;v=1/..b;x/.c;y").unwrap(), "/a;v=1/..b;x/.c;y", "other parameters pass");
+        assert_eq!(normalize_path("/a/...;x/b%3b").unwrap(), "/a/...;x/b%3B");
     }
 
     /// Found by the `request_headers` fuzz target: non-ASCII characters were pushed byte by byte as Latin-1

@@ -172,3 +172,122 @@ async fn bodiless_responses_pass_through() {
     // The connection is still usable afterwards.
     assert_eq!(env.get("/api/after", Some("t")).await.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_identity_and_forwarding_headers_never_reach_the_upstream() {
+    let env = Env::with(ResponseMode::Json, |mut c| {
+        c.routes[0].forward_claims.insert("sub".into(), "X-User-Id".into());
+        c.routes[0].forward_claims.insert("client_id".into(), "X-Client-Id".into());
+        c.routes[1].strip_prefix = true;
+        c
+    });
+    env.token("t", "read");
+    let forged = [
+        ("x_user_id", "mallory"),
+        ("X_Client_Id", "evil-client"),
+        ("x-user_id", "mallory"),
+        ("x_forwarded_for", "1.2.3.4"),
+        ("x_forwarded_host", "evil.example"),
+        ("forwarded", "for=1.2.3.4;host=evil.example;proto=https"),
+        ("x-real-ip", "1.2.3.4"),
+        ("x_real_ip", "1.2.3.4"),
+        ("x-forwarded-port", "443"),
+        ("x-forwarded-prefix", "/admin"),
+        ("x-forwarded-server", "evil.example"),
+        ("x-original-url", "/admin"),
+        ("x-rewrite-url", "/admin"),
+        ("x-custom", "kept"),
+        ("x_custom", "kept too"),
+    ];
+    let send = |path: &str| {
+        let mut req = env.http.get(format!("{}{path}", env.shroud.url())).bearer_auth("t");
+        for (name, value) in forged {
+            req = req.header(name, value);
+        }
+        req.send()
+    };
+    assert_eq!(send("/api/x").await.unwrap().status(), 200);
+    let echo = env.api.last().unwrap();
+    let mut names: Vec<&str> = echo.headers.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "accept",
+            "authorization",
+            "date",
+            "host",
+            "x-client-id",
+            "x-custom",
+            "x-forwarded-for",
+            "x-forwarded-host",
+            "x-forwarded-proto",
+            "x-real-ip",
+            "x-request-id",
+            "x-user-id",
+            "x_custom",
+        ],
+        "exactly these reach the upstream: {:?}",
+        echo.headers
+    );
+    assert_eq!(echo.header("x-user-id"), Some("alice"), "from the token, not the client");
+    assert_eq!(echo.header("x-client-id"), Some("client-1"));
+    assert_eq!(echo.header("x-forwarded-for"), Some("127.0.0.1"), "the client's underscore copy is not joined");
+    assert_eq!(echo.header("x-real-ip"), Some("127.0.0.1"), "the source address Shroud decided on");
+    assert_eq!(echo.header("x-forwarded-host"), Some(env.shroud.addr.to_string().as_str()));
+
+    assert_eq!(send("/public/x").await.unwrap().status(), 200);
+    let echo = env.api.last().unwrap();
+    assert_eq!(echo.path, "/x");
+    assert_eq!(echo.header_all("x-forwarded-prefix"), vec!["/public"], "the prefix Shroud removed");
+    for gone in ["forwarded", "x-forwarded-port", "x-forwarded-server", "x-original-url", "x-rewrite-url", "x_real_ip"]
+    {
+        assert_eq!(echo.header(gone), None, "{gone}");
+    }
+    assert_eq!(echo.header("x_user_id"), Some("mallory"), "a route without identity headers has none to guard");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_host_is_passed_only_when_it_is_a_host() {
+    let env = Env::new(ResponseMode::Json);
+    for (host, forwarded) in [
+        ("app.example:8443", Some("app.example:8443")),
+        ("[2001:db8::1]:8443", Some("[2001:db8::1]:8443")),
+        ("evil.example/path", None),
+        ("a.example, b.example", None),
+        ("user@evil.example", None),
+        ("evil.example:x", None),
+    ] {
+        let (status, _) = raw_request(
+            env.shroud.addr,
+            &format!("GET /public/x HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        );
+        assert_eq!(status, 200, "{host}");
+        let echo = env.api.last().unwrap();
+        assert_eq!(echo.header("x-forwarded-host"), forwarded, "Host: {host}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_parameters_cannot_move_a_request_to_another_route() {
+    let env = Env::with(ResponseMode::Json, |mut c| {
+        let mut root = route("/", &c.routes[0].upstream, &[]);
+        root.credentials = shroud::config::CredentialKind::None;
+        let admin = route("/api/admin", &c.routes[0].upstream, &["admin"]);
+        c.routes.extend([root, admin]);
+        c
+    });
+    env.token("t", "read");
+    for path in ["/api;x/secret", "/api%3bx/secret", "/api/admin;/users", "/api/admin;v=1/users"] {
+        let (status, body) = raw_request(
+            env.shroud.addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nConnection: close\r\n\r\n"),
+        );
+        assert_eq!(status, 400, "{path}: a Tomcat-style upstream would see another route's path");
+        assert!(body.contains("invalid_request"), "{path}: {body}");
+    }
+    assert_eq!(env.api.hits(), 0, "nothing was forwarded");
+    assert_eq!(env.idp.introspections(), 0, "nothing was introspected");
+    assert_eq!(env.get("/api/x;v=1", Some("t")).await.status(), 200, "parameters within one route pass");
+    assert_eq!(env.api.last().unwrap().path, "/api/x;v=1");
+}

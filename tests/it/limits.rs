@@ -8,7 +8,7 @@ use shroud_testkit::{EchoUpstream, FakeAs, RedisServer, TokenSpec};
 
 fn limited(idp: &FakeAs, api: &EchoUpstream, per_ip: &str, per_client: &str) -> Config {
     let mut c = config(idp, api, ResponseMode::Json);
-    c.rate_limit = RateLimitConfig { per_ip: per_ip.into(), per_client: per_client.into(), trusted_proxies: vec![] };
+    c.rate_limit = RateLimitConfig { per_ip: per_ip.into(), per_client: per_client.into(), ..Default::default() };
     c
 }
 
@@ -92,6 +92,63 @@ async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
     );
 }
 
+/// Shroud behind a trusted proxy on 127.0.0.0/8, with a per-IP limit of `per_ip`.
+fn behind_proxy(idp: &FakeAs, api: &EchoUpstream, per_ip: &str, ipv6_prefix_length: Option<u8>) -> Running {
+    let mut c = limited(idp, api, per_ip, "");
+    c.rate_limit.trusted_proxies = vec!["127.0.0.0/8".into()];
+    c.rate_limit.ipv6_prefix_length = ipv6_prefix_length;
+    start(c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_entries_with_ports_still_name_the_client() {
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    idp.issue("t", TokenSpec::active("alice", "read", 300));
+    for proxied in ["198.51.100.9:4711", "[2001:db8::9]:443", "[2001:db8::10]"] {
+        let shroud = behind_proxy(&idp, &api, "3/min", None);
+        let mut statuses = Vec::new();
+        for i in 0..6 {
+            let chain = format!("203.0.113.{i}, {proxied}");
+            statuses.push(get(&shroud, "t", Some(&chain)).await.status().as_u16());
+        }
+        assert_eq!(statuses, [200, 200, 200, 429, 429, 429], "{proxied}: the forged entries buy nothing");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_forwarded_for_entry_stops_the_walk_at_the_last_trusted_hop() {
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    idp.issue("t", TokenSpec::active("alice", "read", 300));
+    let shroud = behind_proxy(&idp, &api, "3/min", None);
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        let chain = format!("203.0.113.{i}, unknown, 127.0.0.2");
+        statuses.push(get(&shroud, "t", Some(&chain)).await.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429], "counted against the trusted hop 127.0.0.2");
+    assert_eq!(get(&shroud, "t", Some("203.0.113.99")).await.status(), 200, "another client has its own budget");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_sources_are_counted_per_prefix() {
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    idp.issue("t", TokenSpec::active("alice", "read", 300));
+    let shroud = behind_proxy(&idp, &api, "2/h", None);
+    assert_eq!(get(&shroud, "t", Some("2001:db8:1:2::1")).await.status(), 200);
+    assert_eq!(get(&shroud, "t", Some("2001:db8:1:2:aaaa::2")).await.status(), 200);
+    assert_eq!(get(&shroud, "t", Some("2001:db8:1:2::3")).await.status(), 429, "the same /64");
+    assert_eq!(get(&shroud, "t", Some("2001:db8:1:3::1")).await.status(), 200, "another /64");
+
+    let per_address = behind_proxy(&idp, &api, "2/h", Some(128));
+    for i in 1..=4 {
+        let source = format!("2001:db8:1:2::{i}");
+        assert_eq!(get(&per_address, "t", Some(&source)).await.status(), 200, "/128: {source} is on its own");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_override_the_defaults() {
     let idp = FakeAs::start();
@@ -160,6 +217,14 @@ fn rates_and_proxies_are_checked_at_start() {
             Some(RateLimitConfig { trusted_proxies: vec!["10.0.0.1".into()], ..Default::default() })
     });
     assert!(e.contains("routes[0].rate_limit.trusted_proxies"), "{e}");
+    for bad in [0, 31, 129] {
+        let e = error(&|c| c.rate_limit.ipv6_prefix_length = Some(bad));
+        assert!(e.contains("rate_limit.ipv6_prefix_length") && e.contains("between 32 and 128"), "{bad}: {e}");
+    }
+    let e = error(&|c| {
+        c.routes[0].rate_limit = Some(RateLimitConfig { ipv6_prefix_length: Some(64), ..Default::default() })
+    });
+    assert!(e.contains("routes[0].rate_limit.ipv6_prefix_length"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

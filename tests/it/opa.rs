@@ -21,11 +21,27 @@ allow if {
 decision := {"allow": allow, "headers": {"X-Employee": input.claims.sub, "X-Dept": input.claims.dept}}
 
 only_admins if input.claims.admin == true
+
+outside_admin if {
+    allow
+    not startswith(input.path, "/paths/admin")
+}
+
+tenant := {"allow": allow, "headers": {"X-Tenant": "acme", "X-Employee": input.claims.sub}} if input.claims.sub == "hannah"
+
+tenant := {"allow": allow, "headers": {"X-Employee": input.claims.sub}} if input.claims.sub != "hannah"
 "#;
 
 fn opa_route(c: &Config, prefix: &str, url: String, cache_seconds: u64) -> shroud::config::RouteConfig {
     let mut r = route(prefix, &c.routes[0].upstream, &[]);
-    r.opa = Some(OpaConfig { url, timeout_ms: 1000, cache_seconds });
+    r.opa = Some(OpaConfig { url, timeout_ms: 1000, cache_seconds, headers: vec![] });
+    r
+}
+
+/// `opa_route` whose decision may set `headers`.
+fn opa_route_setting(c: &Config, prefix: &str, url: String, headers: &[&str]) -> shroud::config::RouteConfig {
+    let mut r = opa_route(c, prefix, url, 0);
+    r.opa.as_mut().unwrap().headers = headers.iter().map(|h| h.to_string()).collect();
     r
 }
 
@@ -35,7 +51,7 @@ fn opa_env(opa: &FakeOpa) -> Env {
     Env::with(ResponseMode::Json, |mut c| {
         let routes = [
             opa_route(&c, "/hr", opa.data_url("shroud/allow"), 0),
-            opa_route(&c, "/decision", opa.data_url("shroud/decision"), 0),
+            opa_route_setting(&c, "/decision", opa.data_url("shroud/decision"), &["X-Employee", "X-Dept"]),
             opa_route(&c, "/admin", opa.data_url("shroud/only_admins"), 0),
             opa_route(&c, "/cached", opa.data_url("shroud/allow"), 60),
         ];
@@ -111,6 +127,59 @@ async fn an_allowing_decision_adds_its_headers_upstream() {
     let hits = env.api.hits();
     denied_by_opa(env.get("/decision/me", Some("fiona")).await).await;
     assert_eq!(env.api.hits(), hits);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decision_headers_are_stripped_from_the_request_and_only_listed_ones_are_set() {
+    let opa = FakeOpa::start(POLICY);
+    let env = Env::with(ResponseMode::Json, |mut c| {
+        c.routes.push(opa_route_setting(&c, "/tenant", opa.data_url("shroud/tenant"), &["X-Tenant"]));
+        c
+    });
+    employee(&env, "hannah", &["hr"]);
+    employee(&env, "harry", &["hr"]);
+    let send = |token: &'static str| {
+        env.http
+            .get(format!("{}/tenant/x", env.shroud.url()))
+            .bearer_auth(token)
+            .header("x-tenant", "forged")
+            .header("x_tenant", "forged")
+            .header("x-employee", "forged")
+            .send()
+    };
+    assert_eq!(send("harry").await.unwrap().status(), 200);
+    let echo = env.api.last().unwrap();
+    assert_eq!(echo.header_all("x-tenant"), Vec::<&str>::new(), "the decision set none: the client's is gone");
+    assert_eq!(echo.header("x_tenant"), None, "in either spelling");
+    assert_eq!(echo.header_all("x-employee"), vec!["forged"], "a header the route does not list is the client's");
+    let input = opa.inputs().last().unwrap().clone();
+    assert!(input["headers"].get("x-tenant").is_none(), "OPA does not see the client's copy: {input}");
+
+    assert_eq!(send("hannah").await.unwrap().status(), 200);
+    let echo = env.api.last().unwrap();
+    assert_eq!(echo.header_all("x-tenant"), vec!["acme"], "the decision's value, once");
+    assert_eq!(echo.header("x_tenant"), None);
+    assert_eq!(echo.header_all("x-employee"), vec!["forged"], "the decision's unlisted header was dropped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opa_is_asked_about_no_path_with_dot_segment_parameters() {
+    let opa = FakeOpa::start(POLICY);
+    let env = Env::with(ResponseMode::Json, |mut c| {
+        c.routes.push(opa_route(&c, "/paths", opa.data_url("shroud/outside_admin"), 0));
+        c
+    });
+    employee(&env, "hannah", &["hr"]);
+    assert_eq!(env.get("/paths/users", Some("hannah")).await.status(), 200);
+    denied_by_opa(env.get("/paths/admin/users", Some("hannah")).await).await;
+    let (asked, hits, introspections) = (opa.requests(), env.api.hits(), env.idp.introspections());
+    for path in ["/paths/x/..;/admin/users", "/paths/x/%2e%2e;/admin/users", "/paths/x/%2E.%3b/admin/users"] {
+        let resp = env.get(path, Some("hannah")).await;
+        assert_refusal(resp, 400, "invalid_request", None).await;
+    }
+    assert_eq!(opa.requests(), asked, "OPA was not asked");
+    assert_eq!(env.api.hits(), hits, "nothing was forwarded");
+    assert_eq!(env.idp.introspections(), introspections, "nothing was introspected");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,6 +327,10 @@ fn configuration_is_checked_at_start_and_rendered() {
     assert!(stdout.contains("url = \"http://127.0.0.1:8181/v1/data/shroud/allow\""), "{stdout}");
     assert!(stdout.contains("timeout_ms = 500"), "the default timeout: {stdout}");
     assert!(stdout.contains("cache_seconds = 30"), "{stdout}");
+    let path = write_config(&opa_config_text("url = \"http://127.0.0.1:8181/v1/data/x\"\nheaders = [\"X-Tenant\"]"));
+    let out = shroud(&["check-config", "--config", path.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("headers = [\"X-Tenant\"]"));
     for (opa, says) in [
         ("url = \"opa:8181/v1/data/x\"", "invalid configuration key `routes[0].opa.url`"),
         ("url = \"ftp://opa/v1/data/x\"", "invalid configuration key `routes[0].opa.url`: must be an http"),
@@ -267,6 +340,18 @@ fn configuration_is_checked_at_start_and_rendered() {
         ),
         ("url = \"http://opa/v1/data/x\"\ncache_secs = 5", "cache_secs"),
         ("timeout_ms = 100", "url"),
+        (
+            "url = \"http://opa/v1/data/x\"\nheaders = [\"X Tenant\"]",
+            "invalid configuration key `routes[0].opa.headers`: \"X Tenant\" is not a header name",
+        ),
+        (
+            "url = \"http://opa/v1/data/x\"\nheaders = [\"Authorization\"]",
+            "invalid configuration key `routes[0].opa.headers`: Shroud sets Authorization itself",
+        ),
+        (
+            "url = \"http://opa/v1/data/x\"\nheaders = [\"X-A\", \"x-a\"]",
+            "invalid configuration key `routes[0].opa.headers`: x-a is listed twice",
+        ),
     ] {
         let path = write_config(&opa_config_text(opa));
         let out = shroud(&["check-config", "--config", path.to_str().unwrap()], &[]);
@@ -304,4 +389,31 @@ async fn denials_are_audited_and_failures_logged_without_claims() {
     for secret in [token, "finance-secret-role", "gateway-secret"] {
         assert!(!logs.contains(secret), "{secret:?} appears in the logs:\n{logs}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unlisted_decision_header_is_dropped_with_a_log_line_naming_it() {
+    let opa = FakeOpa::start(POLICY);
+    let idp = shroud_testkit::FakeAs::start();
+    let api = shroud_testkit::EchoUpstream::start();
+    let port = shroud_testkit::net::free_port();
+    let text = opa_config_text(&format!("url = \"{}\"\nheaders = [\"X-Tenant\"]", opa.data_url("shroud/tenant")));
+    let served =
+        crate::cli::Served::start(&crate::cli::served_config(&text, port, &idp.url(), &api.url()), port, "warn").await;
+    let mut spec = TokenSpec::active("hannah", "read", 300);
+    spec.extra.insert("roles".into(), json!(["hr"]));
+    idp.issue("opaque-token-of-hannah", spec);
+    let resp =
+        client().get(format!("{}/api/x", served.base)).bearer_auth("opaque-token-of-hannah").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let echo = api.last().unwrap();
+    assert_eq!(echo.header_all("x-tenant"), vec!["acme"]);
+    assert_eq!(echo.header("x-employee"), None, "not listed: dropped");
+    let logs = served.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("sets header x-employee, which [routes.opa] headers does not list: dropped"))
+        .unwrap_or_else(|| panic!("a warning naming the header:\n{logs}"));
+    assert!(line.contains("route /api"), "{line}");
+    assert!(!line.contains("hannah"), "never the header's value: {line}");
 }

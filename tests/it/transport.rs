@@ -444,8 +444,12 @@ async fn opa_certificates_are_verified() {
     assert!(opa.url().starts_with("https://"));
     let with_opa = |mut c: Config| {
         let mut r = route("/hr", &c.routes[0].upstream, &[]);
-        r.opa =
-            Some(shroud::config::OpaConfig { url: opa.data_url("shroud/allow"), timeout_ms: 1000, cache_seconds: 0 });
+        r.opa = Some(shroud::config::OpaConfig {
+            url: opa.data_url("shroud/allow"),
+            timeout_ms: 1000,
+            cache_seconds: 0,
+            headers: vec![],
+        });
         c.routes.push(r);
         c
     };

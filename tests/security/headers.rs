@@ -111,6 +111,21 @@ pub fn cases() -> Vec<Case> {
         case("an encoded slash right after a route prefix", request("GET", "/api%2Fx", &[], b""), BAD_PATH),
         case("an encoded backslash in a path", request("GET", "/public%5Capi/x", &[], b""), BAD_PATH),
         case("backslash from a public route", request("GET", "/public/..\\api/x", &[], b""), BAD_PATH),
+        case("a dot-dot segment with a parameter", request("GET", "/public/..;/api/x", &[], b""), BAD_PATH),
+        case(
+            "an encoded dot-dot segment with a parameter",
+            request("GET", "/public/%2e%2e;/api/x", &[], b""),
+            BAD_PATH,
+        ),
+        case(
+            "dot-dot, parameter value and mixed-case escapes",
+            request("GET", "/public/%2E.;jsessionid=1/api/x", &[], b""),
+            BAD_PATH,
+        ),
+        case("dot-dot with an encoded semicolon", request("GET", "/public/..%3b/api/x", &[], b""), BAD_PATH),
+        case("encoded dot-dot and semicolon", request("GET", "/public/%2e%2E%3B/api/x", &[], b""), BAD_PATH),
+        case("a dot segment with a parameter", request("GET", "/public/.;/api/x", &[], b""), BAD_PATH),
+        case("an encoded dot with an encoded semicolon", request("GET", "/public/%2e%3B/api/x", &[], b""), BAD_PATH),
         case(
             "Content-Length and Transfer-Encoding together",
             request(
