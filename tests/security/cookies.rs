@@ -415,3 +415,43 @@ async fn a_refresh_token_sent_as_a_bearer_token_is_refused() {
         assert_eq!(ok.status(), 200, "{mode:?}: control");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_prefixed_cookies_work_and_cannot_be_shadowed() {
+    let env = Env::with(ResponseMode::Rfc9701, |c| {
+        let mut c = token_handler_config(c);
+        c.token_handler.cookie_host_prefix = true;
+        c
+    });
+    let base = env.shroud.url();
+    let mut spa = Browser::new(&base);
+    spa.login().await;
+    let names: Vec<&str> = spa.cookies.keys().map(String::as_str).collect();
+    assert_eq!(names, ["__Host-shroud-at", "__Host-shroud-auth", "__Host-shroud-csrf", "__Host-shroud-id"]);
+    for (name, cookie) in &spa.cookies {
+        let attributes: Vec<&str> = cookie.line.split("; ").collect();
+        for required in ["Path=/", "Secure", "HttpOnly", "SameSite=Strict"] {
+            assert!(attributes.contains(&required), "{name}: {required} in {}", cookie.line);
+        }
+        assert!(!cookie.line.contains("Domain="), "{name}: no Domain");
+    }
+    assert_eq!(spa.send(Method::GET, "/spa/x", None).await.status(), 200, "a session on __Host- cookies");
+    assert_eq!(spa.send(Method::POST, "/oauth-agent/refresh", None).await.status(), 204, "refresh reads them");
+    assert_eq!(spa.send(Method::GET, "/spa/x", None).await.status(), 200);
+    // The unprefixed names a sibling subdomain could set are not Shroud's cookies: the request has none.
+    let at = spa.cookies["__Host-shroud-at"].value.clone();
+    let resp = client()
+        .get(format!("{base}/spa/x"))
+        .header("origin", ORIGIN)
+        .header("cookie", format!("shroud-at={at}"))
+        .send()
+        .await
+        .unwrap();
+    Answer::read(resp).await.assert("host prefix: an unprefixed at cookie", &REFUSED);
+    // Two copies of a __Host- cookie (one set by an attacker with a more specific path) are refused.
+    let twice = format!("__Host-shroud-at={at}; {}", spa.cookie_header("/spa/x"));
+    let resp =
+        client().get(format!("{base}/spa/x")).header("origin", ORIGIN).header("cookie", twice).send().await.unwrap();
+    Answer::read(resp).await.assert("host prefix: the at cookie twice", &REFUSED);
+    assert_eq!(env.api.hits(), 2);
+}
