@@ -71,6 +71,7 @@ async function login(shroudUrl, origin) {
 
 const setups = [
   { format: 'bound', mode: 'rfc9701', moved: { code: 'unauthorized_request', asksIdp: false } },
+  { format: 'bound', mode: 'jwt', moved: { code: 'unauthorized_request', asksIdp: false } },
   { format: 'curity_v1', mode: 'json', moved: { code: 'invalid_token', asksIdp: true } },
   { format: 'curity_v1', mode: 'rfc9701', moved: { code: 'invalid_token', asksIdp: true } },
 ];

@@ -155,6 +155,13 @@ pub fn cases() -> Vec<Case> {
             &[Toss(AT), Toss(CSRF)],
             REFUSED,
         ),
+        case(
+            "tossed: another login's cookie, on login/end",
+            M::POST,
+            "/oauth-agent/login/end",
+            &[Toss(LOGIN)],
+            REFUSED,
+        ),
         case("the at cookie moved to the ID-token cookie", M::GET, "/oauth-agent/claims", &[Move(AT, ID)], REFUSED),
         case("the at cookie moved to the CSRF cookie", M::POST, api, &[Move(AT, CSRF)], REFUSED),
         case("refresh: refresh-token cookie tampered", M::POST, "/oauth-agent/refresh", &[FlipBit(AUTH)], REFUSED),
@@ -307,6 +314,7 @@ async fn sessions(base: &str, env: &Env, format: CookieFormat) -> (Browser, Brow
     attacker.format = format;
     env.idp.set_login_user("mallory");
     attacker.login().await;
+    attacker.start_login().await;
     env.idp.set_login_user("alice");
     let mut genuine = Browser::new(base);
     genuine.format = format;
