@@ -95,6 +95,8 @@ mod tests {
 
     #[derive(serde::Deserialize)]
     struct Vector {
+        #[serde(default)]
+        name: String,
         plaintext: String,
         cookie: String,
     }
@@ -116,6 +118,16 @@ mod tests {
                 assert_eq!(cipher.decrypt(name, &v.cookie).as_deref(), Some(v.plaintext.as_str()));
             }
             assert_eq!(bound(&[key(&kat.key_hex)]).decrypt("shroud-at", &v.cookie), None, "v1 is not read as bound");
+        }
+    }
+
+    #[test]
+    fn decrypts_bound_values_made_by_an_independent_implementation() {
+        let kat: Kat = serde_json::from_str(include_str!("../../tests/fixtures/cookie_kat_bound.json")).unwrap();
+        let cipher = bound(&[key(&kat.key_hex)]);
+        for v in &kat.vectors {
+            assert_eq!(cipher.decrypt(&v.name, &v.cookie).as_deref(), Some(v.plaintext.as_str()), "{}", v.name);
+            assert_eq!(cipher.decrypt("shroud-other", &v.cookie), None, "bound to {}", v.name);
         }
     }
 
