@@ -29,6 +29,7 @@ pub struct Exchanger {
     signer: Option<Arc<PhantomSigner>>,
     phantom_issuer: String,
     phantom_max_ttl: u64,
+    token_types: Vec<String>,
     metrics: Arc<Metrics>,
 }
 
@@ -50,6 +51,7 @@ impl Exchanger {
             signer,
             phantom_issuer: config.phantom.issuer.clone(),
             phantom_max_ttl: config.phantom.max_ttl_seconds,
+            token_types: config.introspection.token_types.iter().map(|t| t.to_ascii_lowercase()).collect(),
             metrics,
         }
     }
@@ -71,6 +73,7 @@ impl Exchanger {
             client_id: &self.client_id,
             leeway: self.leeway,
             now: now_secs(),
+            token_types: &self.token_types,
         };
         let mut read = interpret(&raw, &self.issuer.keys(), &ctx);
         if read.as_ref().is_err_and(AnswerError::wants_key_refresh) {
@@ -147,14 +150,20 @@ impl Exchanger {
     }
 }
 
-/// The claims of a phantom JWT for an introspected token: `iss` = Shroud, `sub`, `aud` (if any), `scope`,
-/// `client_id`, `iat`, a fresh `jti`, `exp` = min(token `exp`, now + `max_ttl`), plus the token's other
-/// claims (roles, custom attributes) minus the introspection metadata.
+/// The claims of a phantom JWT for an introspected token: `iss` = Shroud, `sub` (the client's `client_id`
+/// when the token has no resource owner, as RFC 9068 §2.2 asks), `aud` (if any), `scope`, `client_id`,
+/// `iat`, a fresh `jti`, `exp` = min(token `exp`, now + `max_ttl`), plus the token's other claims (roles,
+/// custom attributes) minus the introspection metadata.
 pub fn phantom_claims(members: &Map<String, Value>, issuer: &str, max_ttl: u64, now: u64) -> Map<String, Value> {
     let mut claims = Map::new();
     for (name, value) in members {
         if !NOT_COPIED.contains(&name.as_str()) {
             claims.insert(name.clone(), value.clone());
+        }
+    }
+    if !claims.get("sub").is_some_and(Value::is_string) {
+        if let Some(client_id) = members.get("client_id").filter(|c| c.is_string()) {
+            claims.insert("sub".into(), client_id.clone());
         }
     }
     let token_exp = members.get("exp").and_then(Value::as_f64).map(|e| e as u64);
@@ -190,7 +199,17 @@ mod tests {
         let none = json!({"active": true});
         let c = phantom_claims(none.as_object().unwrap(), "i", 300, 1000);
         assert_eq!(c["exp"], 1300);
-        assert!(!c.contains_key("aud"));
+        assert!(!c.contains_key("aud") && !c.contains_key("sub"));
         assert_ne!(c["jti"], phantom_claims(none.as_object().unwrap(), "i", 300, 1000)["jti"]);
+    }
+
+    #[test]
+    fn a_token_without_resource_owner_has_the_client_as_sub() {
+        let members = json!({"active": true, "client_id": "demo-client", "scope": "read", "exp": 5000});
+        let c = phantom_claims(members.as_object().unwrap(), "i", 300, 1000);
+        assert_eq!(c["sub"], "demo-client");
+        assert_eq!(c["client_id"], "demo-client");
+        let owned = json!({"active": true, "client_id": "webapp", "sub": "alice"});
+        assert_eq!(phantom_claims(owned.as_object().unwrap(), "i", 300, 1000)["sub"], "alice");
     }
 }

@@ -1,7 +1,7 @@
 //! Introspection answers in the three modes (`shroud::introspection::answer::interpret`) and the
 //! `Cache-Control` header they come with: arbitrary bodies and statuses, and arbitrary claims inside
 //! answers signed with the issuer's real key. Nothing panics, and an answer only counts as active when it
-//! says so exactly (`active: true`, or a verified access-token JWT in `jwt` mode).
+//! says so exactly (`active: true` with an accepted `token_type`, or a verified access-token JWT in `jwt` mode).
 #![no_main]
 
 use josekit::jws::alg::ecdsa::EcdsaJwsSigner;
@@ -45,7 +45,8 @@ fuzz_target!(|data: &[u8]| {
     let body = data.get(1..).unwrap_or_default();
     let mode = [ResponseMode::Json, ResponseMode::Rfc9701, ResponseMode::Jwt][(selector % 3) as usize];
     let status = if selector & 4 != 0 { 204 } else { 200 };
-    let ctx = Context { mode, issuer: ISSUER, client_id: "gateway", leeway: 30, now: NOW };
+    let token_types = ["bearer".to_string(), "dpop".to_string()];
+    let ctx = Context { mode, issuer: ISSUER, client_id: "gateway", leeway: 30, now: NOW, token_types: &token_types };
 
     // The Cache-Control header of the answer.
     let _ = max_age(&String::from_utf8_lossy(body));
@@ -54,6 +55,12 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(Introspected::Active { claims, .. }) = interpret(&raw(status, body), &f.keys, &ctx) {
         assert_eq!(mode, ResponseMode::Json, "only JSON can be active unsigned");
         assert_eq!(claims.get("active"), Some(&Value::Bool(true)), "active must be exactly true");
+        let token_type = claims.get("token_type").or_else(|| claims.get("typ")).and_then(Value::as_str);
+        let hydra = claims.get("token_use").and_then(Value::as_str) == Some("access_token");
+        assert!(
+            token_type.is_some_and(|t| token_types.contains(&t.to_ascii_lowercase())) || hydra,
+            "an active answer shows an access token"
+        );
     }
 
     // Arbitrary claims inside a signed answer: an RFC 9701 response, or an access-token JWT.

@@ -12,6 +12,8 @@
 #   BENCH_NO_BUILD=1    skip cargo build             BENCH_KEEP_TMP=1  keep the temp dir (configs, logs)
 #   BENCH_COMPARE=PATH  another shroud binary (an older build, an experiment), measured in the same rounds
 #                       as targets cmp-none, cmp-phantom and cmp-cookie (added to the default targets)
+#   BENCH_COMPARE_COOKIE_FORMAT=bound  the cookie format cmp-cookie sends: curity_v1 for a build from
+#                       before cookie binding (token_handler.cookie_format)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,6 +28,7 @@ THREADS=2
 CONNECTIONS=50
 WRK_OPTS=(-t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency)
 COMPARE=${BENCH_COMPARE:-}
+COMPARE_COOKIE_FORMAT=${BENCH_COMPARE_COOKIE_FORMAT:-bound}
 DEFAULT_TARGETS="upstream nginx nginx-njs shroud-none shroud-phantom shroud-redis shroud-cookie shroud-miss"
 [[ -z $COMPARE ]] || DEFAULT_TARGETS+=" cmp-none cmp-phantom cmp-cookie"
 read -r -a TARGETS <<<"${BENCH_TARGETS:-$DEFAULT_TARGETS}"
@@ -241,6 +244,7 @@ JWT_RE='^Bearer [A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$'
 code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 body() { curl -fsS "$@"; }
 PRE_COOKIE=$(python3 "$BENCH_DIR/cookies.py" "$COOKIE_KEY" preflight-cookie 1)
+PRE_COOKIE_CMP=$(python3 "$BENCH_DIR/cookies.py" "$COOKIE_KEY" preflight-cookie 1 "$COMPARE_COOKIE_FORMAT")
 
 expect "upstream answers" '^\{"ok":true\}$' "$(body "$UP/api/bench")"
 expect "nginx proxies" '^\{"ok":true\}$' "$(body "$PROXY/api/bench")"
@@ -257,7 +261,7 @@ log "pre-flight ok: shroud-redis stored its entry in Redis"
 expect "shroud-miss forwards a JWT" "$JWT_RE" "$(body -H 'Authorization: Bearer preflight-s3' "$S3/api/echo-auth")"
 if [[ -n $COMPARE ]]; then
     expect "cmp-phantom forwards a JWT" "$JWT_RE" "$(body -H 'Authorization: Bearer preflight-cmp' "$CMP/api/echo-auth")"
-    expect "cmp-cookie forwards a JWT" "$JWT_RE" "$(body -H "Cookie: $PRE_COOKIE" "$CMP/web/echo-auth")"
+    expect "cmp-cookie forwards a JWT" "$JWT_RE" "$(body -H "Cookie: $PRE_COOKIE_CMP" "$CMP/web/echo-auth")"
 fi
 
 # nginx-njs must refuse a token its authorization server calls inactive: the same config against the
@@ -383,7 +387,7 @@ run_target() { # run_target ROUND TARGET
     shroud-miss) measure "$r" "$2" "$S3/api/bench" unique.lua "miss-r$r" ;;
     cmp-none) measure "$r" "$2" "$CMP/none/bench" tokens.lua "$tok/bearer-r$r.txt" Authorization random ;;
     cmp-phantom) measure "$r" "$2" "$CMP/api/bench" tokens.lua "$tok/bearer-r$r.txt" Authorization random ;;
-    cmp-cookie) measure "$r" "$2" "$CMP/web/bench" tokens.lua "$tok/cookie-r$r.txt" Cookie random ;;
+    cmp-cookie) measure "$r" "$2" "$CMP/web/bench" tokens.lua "$tok/cmp-cookie-r$r.txt" Cookie random ;;
     *) die "unknown target $2" ;;
     esac
 }
@@ -396,12 +400,13 @@ for ((r = 1; r <= ROUNDS; r++)); do
         seq 1 "$TOKENS" | sed "s/^/Bearer ${set#*:}-r$r-/" >"$TMP/tokens/${set%%:*}-r$r.txt"
     done
     python3 "$BENCH_DIR/cookies.py" "$COOKIE_KEY" "ck-r$r" "$TOKENS" >"$TMP/tokens/cookie-r$r.txt"
+    [[ -z $COMPARE ]] || python3 "$BENCH_DIR/cookies.py" "$COOKIE_KEY" "ck-r$r" "$TOKENS" "$COMPARE_COOKIE_FORMAT" >"$TMP/tokens/cmp-cookie-r$r.txt"
     ! selected nginx-njs || warm nginx-njs "$NJS/api/bench" "$TMP/tokens/njs-r$r.txt" Authorization
     ! selected shroud-phantom || warm shroud-phantom "$S1/api/bench" "$TMP/tokens/bearer-r$r.txt" Authorization
     ! selected shroud-redis || warm shroud-redis "$S2/api/bench" "$TMP/tokens/redis-r$r.txt" Authorization
     ! selected shroud-cookie || warm shroud-cookie "$S1/web/bench" "$TMP/tokens/cookie-r$r.txt" Cookie
     ! selected cmp-phantom || warm cmp-phantom "$CMP/api/bench" "$TMP/tokens/bearer-r$r.txt" Authorization
-    ! selected cmp-cookie || warm cmp-cookie "$CMP/web/bench" "$TMP/tokens/cookie-r$r.txt" Cookie
+    ! selected cmp-cookie || warm cmp-cookie "$CMP/web/bench" "$TMP/tokens/cmp-cookie-r$r.txt" Cookie
     for ((i = 0; i < ${#TARGETS[@]}; i++)); do
         run_target "$r" "${TARGETS[(i + r - 1) % ${#TARGETS[@]}]}"
     done

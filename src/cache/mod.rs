@@ -377,7 +377,10 @@ impl GrantCache {
         let now = crate::grant::now_secs();
         // Whole seconds, rounded up: an entry is listed at least as long as it is cached.
         let until = now + ttl.as_millis().div_ceil(1000) as u64;
-        for (claim, value) in [("sub", claims.get("sub")), ("client_id", claims.get("client_id"))] {
+        // A token without a resource owner is the client's own (RFC 9068 §2.2): listed under its client id
+        // as `sub` too, as phantom JWTs say (a forwarded JWT in `jwt` mode may lack `sub`).
+        let subject = claims.get("sub").filter(|s| s.is_string()).or_else(|| claims.get("client_id"));
+        for (claim, value) in [("sub", subject), ("client_id", claims.get("client_id"))] {
             let Some(value) = value.and_then(serde_json::Value::as_str) else { continue };
             let index = index_key(&self.sealer, claim, value);
             let entry = self.index.get_with(index, KeySet::default);

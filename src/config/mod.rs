@@ -275,6 +275,11 @@ pub struct IntrospectionConfig {
     pub response: ResponseMode,
     /// Timeout of one introspection call, in milliseconds.
     pub timeout_ms: u64,
+    /// The evidence that an active answer is about an access token (`json` and `rfc9701` modes): its
+    /// RFC 7662 `token_type` (or Keycloak's `typ`) must be one of these, compared case-insensitively, or
+    /// Ory Hydra's `token_use` must be `access_token`. `["*"]` accepts answers that give no evidence (weaker:
+    /// only answers that say "refresh" are refused then).
+    pub token_types: Vec<String>,
 }
 
 impl Default for IntrospectionConfig {
@@ -289,6 +294,7 @@ impl Default for IntrospectionConfig {
             client_key_file: String::new(),
             response: ResponseMode::Rfc9701,
             timeout_ms: 2000,
+            token_types: vec!["Bearer".into(), "DPoP".into()],
         }
     }
 }
@@ -474,6 +480,23 @@ pub struct TokenHandlerConfig {
     pub cookie_domain: String,
     /// `Secure` attribute; false only for plain-http local development.
     pub cookie_secure: bool,
+    /// `bound` (each value encrypted with its cookie's name as associated data) or `curity_v1` (Curity's
+    /// format, for sharing cookies with Curity's token handler). Switching logs every session out.
+    pub cookie_format: CookieFormat,
+    /// Names the cookies `__Host-<prefix>-…`, so a sibling subdomain cannot set them: needs
+    /// `cookie_secure = true` and no `cookie_domain`, and puts every cookie on `Path=/`.
+    pub cookie_host_prefix: bool,
+}
+
+/// The cookie value format (`token_handler.cookie_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CookieFormat {
+    /// Version 2: the cookie name is the associated data (a value decrypts only under its own name).
+    #[default]
+    Bound,
+    /// Curity's v1 format, without associated data (interoperable with Curity's token handler).
+    CurityV1,
 }
 
 impl Default for TokenHandlerConfig {
@@ -496,6 +519,8 @@ impl Default for TokenHandlerConfig {
             cookie_encryption_keys: Vec::new(),
             cookie_domain: String::new(),
             cookie_secure: true,
+            cookie_format: CookieFormat::Bound,
+            cookie_host_prefix: false,
         }
     }
 }

@@ -143,6 +143,12 @@ impl Config {
         if t.cookie_domain.contains([';', ' ', ',']) {
             return Err(ConfigError::new(key("cookie_domain"), "not a domain"));
         }
+        if t.cookie_host_prefix && (!t.cookie_secure || !t.cookie_domain.is_empty()) {
+            return Err(ConfigError::new(
+                key("cookie_host_prefix"),
+                "__Host- cookies need cookie_secure = true and no cookie_domain",
+            ));
+        }
         Ok(())
     }
 
@@ -154,6 +160,13 @@ impl Config {
         self.validate_client_auth(&i.client_auth())?;
         if i.timeout_ms == 0 {
             return Err(ConfigError::new("introspection.timeout_ms", "must be greater than 0"));
+        }
+        let any = i.token_types.iter().any(|t| t == "*");
+        if i.token_types.is_empty() || (any && i.token_types.len() > 1) || i.token_types.iter().any(String::is_empty) {
+            return Err(ConfigError::new(
+                "introspection.token_types",
+                "list the accepted token types (e.g. [\"Bearer\", \"DPoP\"]), or [\"*\"] alone to accept answers without one",
+            ));
         }
         if i.response != ResponseMode::Jwt {
             if self.phantom.issuer.is_empty() {
@@ -566,5 +579,28 @@ mod tests {
         assert_eq!(c.validate().unwrap_err().key, "server.tls.cert_file");
         c.server.tls.cert_file = "cert.pem".into();
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn token_types_and_host_prefixed_cookies() {
+        let mut c = valid();
+        for bad in [vec![], vec!["*".to_string(), "Bearer".to_string()], vec![String::new()]] {
+            c.introspection.token_types = bad;
+            assert_eq!(c.validate().unwrap_err().key, "introspection.token_types");
+        }
+        c.introspection.token_types = vec!["*".into()];
+        c.validate().unwrap();
+
+        let mut c = valid();
+        c.token_handler.enabled = true;
+        c.token_handler.client_secret = Secret::new("s");
+        c.token_handler.cookie_encryption_keys = vec![Secret::new("00".repeat(32))];
+        c.token_handler.cookie_host_prefix = true;
+        c.validate().unwrap();
+        c.token_handler.cookie_domain = "example.com".into();
+        assert_eq!(c.validate().unwrap_err().key, "token_handler.cookie_host_prefix");
+        c.token_handler.cookie_domain = String::new();
+        c.token_handler.cookie_secure = false;
+        assert_eq!(c.validate().unwrap_err().key, "token_handler.cookie_host_prefix");
     }
 }

@@ -4,6 +4,11 @@
 //!   `token_introspection` claim is the RFC 7662 answer. Never forwarded.
 //! - `jwt`: Curity's phantom-token contract: 200 is the access token as a JWT (verified, then forwarded),
 //!   204 or `{"active":false}` means inactive.
+//!
+//! In `json` and `rfc9701` modes an active answer must also show an access token (`token_type` in
+//! `introspection.token_types`, Keycloak's `typ`, or Ory Hydra's `token_use`), and be within its
+//! `nbf`..`exp` window give or take the leeway. In every mode, an answer or JWT that says the token is a
+//! refresh token (or anything but an access token) is refused.
 
 use super::client::RawAnswer;
 use crate::config::ResponseMode;
@@ -68,6 +73,9 @@ pub struct Context<'a> {
     pub leeway: u64,
     /// Now, in seconds since the epoch.
     pub now: u64,
+    /// The accepted access-token types, lower case (`introspection.token_types`); `["*"]` accepts an
+    /// answer that gives no evidence of an access token.
+    pub token_types: &'a [String],
 }
 
 fn parse_object(body: &[u8]) -> Result<Map<String, Value>, AnswerError> {
@@ -77,27 +85,72 @@ fn parse_object(body: &[u8]) -> Result<Map<String, Value>, AnswerError> {
     }
 }
 
-/// Whether the answer describes a refresh token (RFC 7662 `token_type` as Curity and node-oidc-provider
-/// write it, or Keycloak's `typ`): only access tokens may pass the gateway, even when a refresh token is
-/// presented where an access token belongs (e.g. moved into the access-token cookie).
-fn is_refresh_token(members: &Map<String, Value>) -> bool {
-    let says = |name: &str| members.get(name).and_then(Value::as_str).map(str::to_ascii_lowercase);
-    matches!(says("token_type").as_deref(), Some("refresh_token" | "refresh"))
-        || matches!(says("typ").as_deref(), Some("refresh" | "offline"))
+/// A string member of an answer (or claim of a JWT), lower case.
+fn lower(members: &Map<String, Value>, name: &str) -> Option<String> {
+    members.get(name).and_then(Value::as_str).map(str::to_ascii_lowercase)
 }
 
-/// Reads an RFC 7662 member set: `active` must be exactly the boolean `true`, and the token must not be a
-/// refresh token.
-fn from_members(members: Map<String, Value>) -> Result<Introspected, AnswerError> {
-    match members.get("active") {
-        Some(Value::Bool(true)) if is_refresh_token(&members) => {
-            log::warn!("a refresh token was presented as an access token; refused");
-            Ok(Introspected::Inactive)
-        }
-        Some(Value::Bool(true)) => Ok(Introspected::Active { claims: members, jwt: None }),
-        Some(Value::Bool(false)) => Ok(Introspected::Inactive),
-        _ => Err(AnswerError::Malformed("introspection response has no boolean `active`")),
+/// Whether the answer says the token is no access token: a refresh token by RFC 7662 `token_type` (as
+/// Curity writes it), Keycloak's `typ` (`Refresh`, `Offline`), Ory Hydra's `token_use`, or Curity's
+/// `purpose` claim.
+fn says_not_an_access_token(members: &Map<String, Value>) -> bool {
+    matches!(lower(members, "token_type").as_deref(), Some("refresh_token" | "refresh"))
+        || matches!(lower(members, "typ").as_deref(), Some("refresh" | "offline"))
+        || lower(members, "token_use").is_some_and(|u| u != "access_token" && u != "access")
+        || lower(members, "purpose").is_some_and(|p| p != "access_token")
+}
+
+/// Whether the answer shows that the token is an access token: its `token_type` (RFC 7662) or `typ`
+/// (Keycloak) is one of `accepted`, or its `token_use` (Ory Hydra) is `access_token`. An authorization
+/// server may answer for every token it issued, refresh tokens included (node-oidc-provider does, without
+/// `token_type`), so the absence of evidence is no evidence.
+fn shows_an_access_token(members: &Map<String, Value>, accepted: &[String]) -> bool {
+    if accepted.iter().any(|t| t == "*") {
+        return true;
     }
+    let listed = |name| lower(members, name).is_some_and(|t| accepted.contains(&t));
+    listed("token_type") || listed("typ") || lower(members, "token_use").as_deref() == Some("access_token")
+}
+
+/// A numeric time claim: `Ok(None)` when absent, an error when not a number.
+fn time(members: &Map<String, Value>, name: &str) -> Result<Option<f64>, AnswerError> {
+    match members.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => {
+            value.as_f64().map(Some).ok_or(AnswerError::Malformed("introspection response has a non-numeric time"))
+        }
+    }
+}
+
+/// Reads an RFC 7662 member set: `active` must be exactly the boolean `true`, the token must be shown to
+/// be an access token, and it must be within its `nbf`..`exp` window (give or take the leeway). A token
+/// that fails a check is inactive (so 401 `invalid_token`, never cached as active).
+fn from_members(members: Map<String, Value>, ctx: &Context<'_>) -> Result<Introspected, AnswerError> {
+    match members.get("active") {
+        Some(Value::Bool(true)) => {}
+        Some(Value::Bool(false)) => return Ok(Introspected::Inactive),
+        _ => return Err(AnswerError::Malformed("introspection response has no boolean `active`")),
+    }
+    let (now, leeway) = (ctx.now as f64, ctx.leeway as f64);
+    if time(&members, "exp")?.is_some_and(|exp| exp + leeway < now) {
+        log::warn!("the authorization server answered active for an expired token; refused");
+        return Ok(Introspected::Inactive);
+    }
+    if time(&members, "nbf")?.is_some_and(|nbf| nbf - leeway > now) {
+        log::warn!("the authorization server answered active for a token not valid yet (nbf); refused");
+        return Ok(Introspected::Inactive);
+    }
+    if says_not_an_access_token(&members) {
+        log::warn!("a token that is no access token (a refresh token?) was presented as one; refused");
+        return Ok(Introspected::Inactive);
+    }
+    if !shows_an_access_token(&members, ctx.token_types) {
+        log::warn!(
+            "the introspection answer shows no access token (token_type not in introspection.token_types): a refresh token?; refused"
+        );
+        return Ok(Introspected::Inactive);
+    }
+    Ok(Introspected::Active { claims: members, jwt: None })
 }
 
 fn body_text(raw: &RawAnswer) -> Result<&str, AnswerError> {
@@ -113,7 +166,7 @@ pub fn interpret(raw: &RawAnswer, keys: &KeySet, ctx: &Context<'_>) -> Result<In
             if raw.status == 204 {
                 return Err(AnswerError::Malformed("empty introspection response"));
             }
-            from_members(parse_object(&raw.body)?)
+            from_members(parse_object(&raw.body)?, ctx)
         }
         ResponseMode::Rfc9701 => {
             if raw.status == 204 {
@@ -130,7 +183,7 @@ pub fn interpret(raw: &RawAnswer, keys: &KeySet, ctx: &Context<'_>) -> Result<In
             };
             let verified = verify(body_text(raw)?, keys, &expect).map_err(AnswerError::ResponseUnverifiable)?;
             match verified.claims.get("token_introspection") {
-                Some(Value::Object(members)) => from_members(members.clone()),
+                Some(Value::Object(members)) => from_members(members.clone(), ctx),
                 _ => Err(AnswerError::Malformed("signed introspection response has no token_introspection claim")),
             }
         }
@@ -140,9 +193,9 @@ pub fn interpret(raw: &RawAnswer, keys: &KeySet, ctx: &Context<'_>) -> Result<In
             }
             let text = body_text(raw)?;
             if text.starts_with('{') {
-                return match from_members(parse_object(text.as_bytes())?)? {
-                    Introspected::Inactive => Ok(Introspected::Inactive),
-                    Introspected::Active { .. } => Err(AnswerError::Malformed("expected a JWT, got JSON")),
+                return match parse_object(text.as_bytes())?.get("active") {
+                    Some(Value::Bool(false)) => Ok(Introspected::Inactive),
+                    _ => Err(AnswerError::Malformed("expected a JWT, got JSON")),
                 };
             }
             let expect = Expectations {
@@ -155,6 +208,11 @@ pub fn interpret(raw: &RawAnswer, keys: &KeySet, ctx: &Context<'_>) -> Result<In
                 now: ctx.now,
             };
             let verified = verify(text, keys, &expect).map_err(AnswerError::TokenUnverifiable)?;
+            // The contract returns a JWT for access tokens only; a JWT that says otherwise is refused.
+            if says_not_an_access_token(&verified.claims) {
+                log::warn!("the access token JWT says it is no access token; refused");
+                return Ok(Introspected::Inactive);
+            }
             Ok(Introspected::Active { claims: verified.claims, jwt: Some(text.to_string()) })
         }
     }
@@ -163,41 +221,80 @@ pub fn interpret(raw: &RawAnswer, keys: &KeySet, ctx: &Context<'_>) -> Result<In
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::LazyLock;
 
     fn raw(status: u16, body: &str) -> RawAnswer {
         RawAnswer { status, content_type: String::new(), max_age: None, body: bytes::Bytes::from(body.to_string()) }
     }
 
+    static DEFAULT_TYPES: LazyLock<Vec<String>> = LazyLock::new(|| vec!["bearer".into(), "dpop".into()]);
+    static ANY_TYPE: LazyLock<Vec<String>> = LazyLock::new(|| vec!["*".into()]);
+
     fn ctx(mode: ResponseMode) -> Context<'static> {
-        Context { mode, issuer: "https://as", client_id: "gateway", leeway: 30, now: 1000 }
+        Context { mode, issuer: "https://as", client_id: "gateway", leeway: 30, now: 1000, token_types: &DEFAULT_TYPES }
+    }
+
+    fn read(answer: &str, c: &Context<'_>) -> Result<Introspected, AnswerError> {
+        interpret(&raw(200, answer), &KeySet::default(), c)
+    }
+
+    fn active(answer: &str, c: &Context<'_>) -> bool {
+        matches!(read(answer, c), Ok(Introspected::Active { .. }))
     }
 
     #[test]
     fn refresh_tokens_never_pass_as_access_tokens() {
-        let (keys, c) = (KeySet::default(), ctx(ResponseMode::Json));
+        let c = ctx(ResponseMode::Json);
         for answer in [
             r#"{"active":true,"sub":"a","token_type":"refresh_token"}"#,
             r#"{"active":true,"sub":"a","token_type":"Refresh"}"#,
             r#"{"active":true,"sub":"a","typ":"Refresh"}"#,
             r#"{"active":true,"sub":"a","typ":"Offline"}"#,
+            r#"{"active":true,"sub":"a","token_type":"Bearer","token_use":"refresh_token"}"#,
+            // node-oidc-provider's answer for a refresh token: no token_type, no aud.
+            r#"{"active":true,"sub":"a","client_id":"webapp","scope":"openid","sid":"s","exp":2000,"iat":900,"iss":"https://as"}"#,
+            r#"{"active":true,"sub":"a","token_type":"mac"}"#,
         ] {
-            assert_eq!(interpret(&raw(200, answer), &keys, &c), Ok(Introspected::Inactive), "{answer}");
+            assert_eq!(read(answer, &c), Ok(Introspected::Inactive), "{answer}");
         }
-        let bearer = r#"{"active":true,"sub":"a","token_type":"Bearer"}"#;
-        assert!(matches!(interpret(&raw(200, bearer), &keys, &c), Ok(Introspected::Active { .. })));
+        for answer in [
+            r#"{"active":true,"sub":"a","token_type":"Bearer"}"#,
+            r#"{"active":true,"sub":"a","token_type":"DPoP"}"#,
+            r#"{"active":true,"sub":"a","typ":"Bearer"}"#,
+            r#"{"active":true,"sub":"a","token_use":"access_token"}"#,
+        ] {
+            assert!(active(answer, &c), "{answer}");
+        }
+    }
+
+    #[test]
+    fn the_opt_out_accepts_answers_without_evidence_but_not_refresh_tokens() {
+        let c = Context { token_types: &ANY_TYPE, ..ctx(ResponseMode::Json) };
+        assert!(active(r#"{"active":true,"sub":"a"}"#, &c));
+        assert_eq!(read(r#"{"active":true,"sub":"a","typ":"Refresh"}"#, &c), Ok(Introspected::Inactive));
+    }
+
+    #[test]
+    fn expired_and_not_yet_valid_answers_are_inactive() {
+        let c = ctx(ResponseMode::Json);
+        let bearer = |extra: &str| format!(r#"{{"active":true,"sub":"a","token_type":"Bearer"{extra}}}"#);
+        assert_eq!(read(&bearer(r#","exp":969"#), &c), Ok(Introspected::Inactive), "expired beyond the leeway");
+        assert!(active(&bearer(r#","exp":970"#), &c), "within the leeway");
+        assert_eq!(read(&bearer(r#","nbf":1031"#), &c), Ok(Introspected::Inactive), "not valid yet");
+        assert!(active(&bearer(r#","nbf":1030,"exp":2000"#), &c));
+        assert!(matches!(read(&bearer(r#","exp":"2000""#), &c), Err(AnswerError::Malformed(_))));
     }
 
     #[test]
     fn json_answers_need_a_boolean_active() {
-        let keys = KeySet::default();
         let c = ctx(ResponseMode::Json);
-        assert_eq!(interpret(&raw(200, r#"{"active":false}"#), &keys, &c), Ok(Introspected::Inactive));
+        assert_eq!(read(r#"{"active":false}"#, &c), Ok(Introspected::Inactive));
         assert!(matches!(
-            interpret(&raw(200, r#"{"active":true,"sub":"a"}"#), &keys, &c),
+            read(r#"{"active":true,"sub":"a","token_type":"Bearer"}"#, &c),
             Ok(Introspected::Active { jwt: None, .. })
         ));
-        assert!(matches!(interpret(&raw(200, r#"{"active":"true"}"#), &keys, &c), Err(AnswerError::Malformed(_))));
-        assert!(matches!(interpret(&raw(200, "[]"), &keys, &c), Err(AnswerError::Malformed(_))));
+        assert!(matches!(read(r#"{"active":"true"}"#, &c), Err(AnswerError::Malformed(_))));
+        assert!(matches!(read("[]", &c), Err(AnswerError::Malformed(_))));
     }
 
     #[test]
@@ -205,7 +302,17 @@ mod tests {
         let keys = KeySet::default();
         let c = ctx(ResponseMode::Jwt);
         assert_eq!(interpret(&raw(204, ""), &keys, &c), Ok(Introspected::Inactive));
-        assert_eq!(interpret(&raw(200, r#"{"active":false}"#), &keys, &c), Ok(Introspected::Inactive));
-        assert!(matches!(interpret(&raw(200, "a.b.c"), &keys, &c), Err(AnswerError::TokenUnverifiable(_))));
+        assert_eq!(read(r#"{"active":false}"#, &c), Ok(Introspected::Inactive));
+        assert!(matches!(read(r#"{"active":true}"#, &c), Err(AnswerError::Malformed(_))));
+        assert!(matches!(read("a.b.c", &c), Err(AnswerError::TokenUnverifiable(_))));
+    }
+
+    #[test]
+    fn a_jwt_that_says_it_is_no_access_token_is_refused() {
+        let claims = |json: &str| serde_json::from_str::<Map<String, Value>>(json).unwrap();
+        assert!(says_not_an_access_token(&claims(r#"{"purpose":"refresh_token"}"#)));
+        assert!(says_not_an_access_token(&claims(r#"{"typ":"Refresh"}"#)));
+        assert!(!says_not_an_access_token(&claims(r#"{"purpose":"access_token","typ":"Bearer"}"#)));
+        assert!(!says_not_an_access_token(&claims(r#"{"sub":"a"}"#)));
     }
 }

@@ -93,7 +93,8 @@ fn finish(
     response
 }
 
-/// Runs one endpoint with the token handler, the request's origin check and the common finish.
+/// Runs one endpoint with the token handler, the request's origin check and the common finish; a request
+/// that carries one of the token handler's cookies twice is refused first.
 async fn run<'a, F, Fut>(req: &'a HttpRequest, gateway: &'a Gateway, endpoint: F) -> HttpResponse
 where
     F: FnOnce(&'a TokenHandler, OriginCheck) -> Fut,
@@ -104,7 +105,13 @@ where
         return AgentError::server().error_response();
     };
     let origin = th.cors.check(req.headers());
-    let outcome = endpoint(th, origin.clone()).await;
+    let outcome = match th.jar.duplicated(req.headers()) {
+        Some(name) => {
+            log::warn!(target: "shroud::agent", "the cookie {name} was sent more than once (cookie tossing?)");
+            Err(AgentError::unauthorized("a token handler cookie was sent more than once"))
+        }
+        None => endpoint(th, origin.clone()).await,
+    };
     finish(th, req, &origin, started, outcome)
 }
 

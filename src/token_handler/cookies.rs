@@ -8,8 +8,13 @@
 //! | `<p>-id` | the ID token | `<base_path>` |
 //! | `<p>-csrf` | the CSRF token, exactly | `/` |
 //!
-//! All are encrypted ([`CookieCipher`]), HttpOnly, `SameSite=Strict`, `Secure` unless configured off, with
-//! `Domain` when configured, and session cookies. Each is cleared on the path it was set with.
+//! All are encrypted ([`CookieCipher`], each value bound to its cookie's name unless the Curity v1 format
+//! is configured), HttpOnly, `SameSite=Strict`, `Secure` unless configured off, with `Domain` when
+//! configured, and session cookies. Each is cleared on the path it was set with.
+//!
+//! With `cookie_host_prefix`, the names are `__Host-<p>-…` and every cookie is on `Path=/` (what the
+//! prefix requires, with `Secure` and no `Domain`), so a sibling subdomain cannot set one. A request that
+//! carries one of these cookies more than once (a tossed cookie shadowing the genuine one) is refused.
 
 use super::crypto::CookieCipher;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue, COOKIE};
@@ -49,12 +54,20 @@ pub struct CookieJar {
 }
 
 impl CookieJar {
-    /// A jar for cookies named `<prefix>-…`.
-    pub fn new(prefix: &str, base_path: &str, domain: &str, secure: bool, cipher: CookieCipher) -> CookieJar {
-        let name = |suffix: &str| format!("{prefix}-{suffix}");
+    /// A jar for cookies named `<prefix>-…`, or `__Host-<prefix>-…` with `host_prefix` (then every cookie
+    /// is on `Path=/`).
+    pub fn new(
+        prefix: &str,
+        base_path: &str,
+        domain: &str,
+        secure: bool,
+        host_prefix: bool,
+        cipher: CookieCipher,
+    ) -> CookieJar {
+        let name = |suffix: &str| format!("{}{prefix}-{suffix}", if host_prefix { "__Host-" } else { "" });
         CookieJar {
             names: [name("login"), name("at"), name("auth"), name("id"), name("csrf")],
-            base_path: base_path.to_string(),
+            base_path: if host_prefix { "/".to_string() } else { base_path.to_string() },
             domain: (!domain.is_empty()).then(|| domain.to_string()),
             secure,
             cipher,
@@ -99,7 +112,7 @@ impl CookieJar {
 
     /// `Set-Cookie` for `plaintext`, encrypted.
     pub fn set(&self, kind: Kind, plaintext: &str) -> HeaderValue {
-        let cookie = self.attributes(kind, self.cipher.encrypt(plaintext)).build();
+        let cookie = self.attributes(kind, self.cipher.encrypt(self.name(kind), plaintext)).build();
         HeaderValue::from_str(&cookie.to_string()).expect("cookie values are base64url")
     }
 
@@ -110,18 +123,36 @@ impl CookieJar {
         HeaderValue::from_str(&cookie.to_string()).expect("cookie attributes are ASCII")
     }
 
-    /// The raw value of the cookie, if the request carries it (the first one, across `Cookie` headers).
-    pub fn raw<'h>(&self, headers: &'h HeaderMap, kind: Kind) -> Option<&'h str> {
-        let name = self.name(kind);
-        headers.get_all(COOKIE).filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
-            let (n, value) = pair.trim().split_once('=')?;
-            (n == name).then_some(value.trim())
-        })
+    /// Every `name=value` pair of the request's `Cookie` headers.
+    fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+        headers
+            .get_all(COOKIE)
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .map(|(n, value)| (n.trim(), value.trim()))
     }
 
-    /// The decrypted cookie: `None` when absent, `Err` when present but not decryptable.
+    /// The raw value of the cookie, if the request carries it (the first one, across `Cookie` headers:
+    /// callers refuse requests with [`CookieJar::duplicated`] cookies first).
+    pub fn raw<'h>(&self, headers: &'h HeaderMap, kind: Kind) -> Option<&'h str> {
+        let name = self.name(kind);
+        Self::pairs(headers).find_map(|(n, value)| (n == name).then_some(value))
+    }
+
+    /// The name of a token-handler cookie the request carries more than once, if any: a browser sends two
+    /// cookies of one name when another site (a sibling subdomain) has set one with another `Domain` or
+    /// `Path`, so no copy can be trusted to be Shroud's.
+    pub fn duplicated(&self, headers: &HeaderMap) -> Option<&str> {
+        self.names
+            .iter()
+            .map(String::as_str)
+            .find(|name| Self::pairs(headers).filter(|(n, _)| n == name).nth(1).is_some())
+    }
+
+    /// The decrypted cookie: `None` when absent, `Err` when present but not decryptable (under its name).
     pub fn read(&self, headers: &HeaderMap, kind: Kind) -> Option<Result<String, Undecryptable>> {
-        self.raw(headers, kind).map(|value| self.cipher.decrypt(value).ok_or(Undecryptable))
+        self.raw(headers, kind).map(|value| self.cipher.decrypt(self.name(kind), value).ok_or(Undecryptable))
     }
 
     /// The `Cookie` header without this jar's cookies (what non-cookie routes forward), or `None` when
@@ -140,9 +171,14 @@ impl CookieJar {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::CookieFormat;
+
+    fn cipher() -> CookieCipher {
+        CookieCipher::new(&[[9; 32]], CookieFormat::Bound)
+    }
 
     fn jar(secure: bool, domain: &str) -> CookieJar {
-        CookieJar::new("shroud", "/oauth-agent", domain, secure, CookieCipher::new(&[[9; 32]]))
+        CookieJar::new("shroud", "/oauth-agent", domain, secure, false, cipher())
     }
 
     #[test]
@@ -173,7 +209,7 @@ mod tests {
     fn reading_cookies() {
         let j = jar(true, "");
         let mut headers = HeaderMap::new();
-        let at = CookieCipher::new(&[[9; 32]]).encrypt("opaque");
+        let at = cipher().encrypt("shroud-at", "opaque");
         let value = format!("other=1; shroud-at={at}; shroud-csrf=garbage");
         headers.insert(COOKIE, HeaderValue::from_str(&value).unwrap());
         assert_eq!(j.read(&headers, Kind::AccessToken), Some(Ok("opaque".to_string())));
@@ -182,5 +218,37 @@ mod tests {
         assert_eq!(j.without_own(&value).as_deref(), Some("other=1"));
         assert_eq!(j.without_own("shroud-at=x"), None);
         assert_eq!(j.csrf_header().as_str(), "x-shroud-csrf");
+    }
+
+    #[test]
+    fn values_are_bound_to_their_names() {
+        let j = jar(true, "");
+        let auth = cipher().encrypt("shroud-auth", "refresh");
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, HeaderValue::from_str(&format!("shroud-at={auth}; shroud-auth={auth}")).unwrap());
+        assert_eq!(j.read(&headers, Kind::RefreshToken), Some(Ok("refresh".to_string())));
+        assert_eq!(j.read(&headers, Kind::AccessToken), Some(Err(Undecryptable)), "moved to another name");
+    }
+
+    #[test]
+    fn duplicates_and_host_prefixed_names() {
+        let j = jar(true, "");
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, HeaderValue::from_static("shroud-at=a; other=1; other=2"));
+        headers.append(COOKIE, HeaderValue::from_static("shroud-csrf=c"));
+        assert_eq!(j.duplicated(&headers), None, "other cookies may repeat");
+        headers.append(COOKIE, HeaderValue::from_static("shroud-at=b"));
+        assert_eq!(j.duplicated(&headers), Some("shroud-at"), "across Cookie headers too");
+
+        let host = CookieJar::new("shroud", "/oauth-agent", "", true, true, cipher());
+        assert_eq!(host.name(Kind::RefreshToken), "__Host-shroud-auth");
+        let line = host.set(Kind::RefreshToken, "rt");
+        let line = line.to_str().unwrap();
+        let attributes: Vec<&str> = line.split("; ").collect();
+        assert!(line.starts_with("__Host-shroud-auth=") && attributes.contains(&"Path=/"), "{line}");
+        assert!(attributes.contains(&"Secure"), "{line}");
+        assert!(!line.contains("Domain"));
+        assert!(host.owns("__Host-shroud-at") && !host.owns("shroud-at"));
+        assert_eq!(host.csrf_header().as_str(), "x-shroud-csrf");
     }
 }

@@ -73,7 +73,8 @@ impl TokenHandler {
             &t.base_path,
             &t.cookie_domain,
             t.cookie_secure,
-            CookieCipher::new(&keys),
+            t.cookie_host_prefix,
+            CookieCipher::new(&keys, t.cookie_format),
         );
         let cors = Cors::new(&t.trusted_web_origins, jar.csrf_header());
         Ok(TokenHandler {

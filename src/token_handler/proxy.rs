@@ -1,5 +1,5 @@
-//! The OAuth Proxy step for routes with `credentials = "cookie"` or `"any"`: preflight → Origin → CSRF
-//! on data-changing methods → decrypt `<p>-at`. The opaque access token then goes through the phantom
+//! The OAuth Proxy step for routes with `credentials = "cookie"` or `"any"`: preflight → no duplicated
+//! cookie → Origin → CSRF on data-changing methods → decrypt `<p>-at`. The opaque access token then goes through the phantom
 //! exchange like a bearer token.
 
 use super::cookies::Kind;
@@ -42,8 +42,13 @@ impl<'a> CookieContext<'a> {
         })
     }
 
-    /// Checks Origin and CSRF and decrypts the access-token cookie.
+    /// Checks Origin and CSRF and decrypts the access-token cookie; refuses a request that carries one of
+    /// the token handler's cookies twice.
     pub fn access_token(&self, req: &HttpRequest) -> Result<String, Rejection> {
+        if let Some(name) = self.th.jar.duplicated(req.headers()) {
+            log::warn!("refused a request carrying the cookie {name} more than once (cookie tossing?)");
+            return Err(Rejection::CookieRejected("a token handler cookie was sent more than once"));
+        }
         let changing = is_data_changing(req.method());
         match self.origin {
             OriginCheck::Untrusted => return Err(Rejection::CookieRejected("the Origin is not trusted")),

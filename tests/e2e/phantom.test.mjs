@@ -1,6 +1,7 @@
 // Phantom-token flow against the real dev IdP (oidc-provider), in each introspection mode, with Redis:
 // a client-credentials token through Shroud reaches the upstream as a JWT that verifies against the right
-// JWKS; a revoked token is refused once its cache entry expired; a missing scope is 403.
+// JWKS, with the client as its `sub` (RFC 9068 §2.2); a revoked token is refused once its cache entry
+// expired; a missing scope is 403.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
@@ -69,6 +70,7 @@ for (const mode of ['rfc9701', 'json', 'jwt']) {
       const { payload, protectedHeader } = await jwtVerify(seen.jwt, createRemoteJWKSet(new URL(jwks)), { issuer });
       assert.equal(protectedHeader.typ, 'at+jwt');
       assert.equal(payload.client_id, 'demo-client');
+      assert.equal(payload.sub, 'demo-client', 'no resource owner: the client is the subject (RFC 9068 §2.2)');
       assert.match(payload.scope, /\bread\b/);
       if (mode !== 'jwt') {
         await assert.rejects(jwtVerify(seen.jwt, createRemoteJWKSet(new URL(idp.discovery.jwks_uri))), 'a phantom JWT is not the IdP’s');

@@ -112,7 +112,7 @@ fn dropping_first_connection() -> (String, std::sync::Arc<std::sync::atomic::Ato
                 continue; // dropped: closed without an answer
             }
             let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 300;
-            let answer = format!(r#"{{"active":true,"sub":"alice","scope":"read","exp":{exp}}}"#);
+            let answer = format!(r#"{{"active":true,"sub":"alice","scope":"read","exp":{exp},"token_type":"Bearer"}}"#);
             let _ = write!(
                 stream,
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",

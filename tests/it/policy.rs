@@ -113,8 +113,10 @@ async fn identity_headers_come_from_verified_claims_only() {
     assert_eq!(echo.header("x-realm-roles"), Some("staff lead"));
     assert_eq!(echo.header("authorization"), None, "forward_token = false");
 
+    // Neither `sub` nor `client_id` (which would stand in for `sub`, RFC 9068 §2.2): the claim is absent.
     let mut spec = TokenSpec::active("nobody", "read", 300);
     spec.sub = None;
+    spec.client_id = None;
     env.idp.issue("anonymous", spec);
     let resp = env
         .http

@@ -2,8 +2,9 @@
 //! the SPA's Origin and CSRF header, and follows the login redirect without a human.
 
 use crate::support::*;
-use shroud::config::{Config, CredentialKind};
+use shroud::config::{Config, CookieFormat, CredentialKind};
 use shroud::secret::Secret;
+use shroud::token_handler::crypto::CookieCipher;
 use std::collections::BTreeMap;
 
 /// The SPA's origin (trusted by default).
@@ -49,6 +50,8 @@ pub struct Browser {
     pub csrf: Option<String>,
     /// The Origin sent (None = no Origin header).
     pub origin: Option<String>,
+    /// The cookie format Shroud is configured with (for [`Browser::decrypt`] and [`Browser::encrypt`]).
+    pub format: CookieFormat,
     http: reqwest::Client,
 }
 
@@ -65,7 +68,14 @@ impl Browser {
             http = http.add_root_certificate(reqwest::Certificate::from_pem(pem).unwrap());
         }
         let http = http.build().unwrap();
-        Browser { base: base.into(), cookies: BTreeMap::new(), csrf: None, origin: Some(ORIGIN.into()), http }
+        Browser {
+            base: base.into(),
+            cookies: BTreeMap::new(),
+            csrf: None,
+            origin: Some(ORIGIN.into()),
+            format: CookieFormat::Bound,
+            http,
+        }
     }
 
     /// Applies the response's Set-Cookie lines: stores, or deletes on `Max-Age=0`.
@@ -151,7 +161,17 @@ impl Browser {
 
     /// Decrypts one of this browser's cookies with `keys`.
     pub fn decrypt(&self, name: &str, keys: &[&str]) -> Option<String> {
-        let keys: Vec<[u8; 32]> = keys.iter().map(|k| hex::decode(k).unwrap().try_into().unwrap()).collect();
-        shroud::token_handler::crypto::CookieCipher::new(&keys).decrypt(&self.cookies.get(name)?.value)
+        cipher(keys, self.format).decrypt(name, &self.cookies.get(name)?.value)
     }
+
+    /// Encrypts `plaintext` with `key` for the cookie `name`, as Shroud would (with another key: a forgery).
+    pub fn encrypt(&self, name: &str, key: &[u8; 32], plaintext: &str) -> String {
+        CookieCipher::new(&[*key], self.format).encrypt(name, plaintext)
+    }
+}
+
+/// A cookie cipher over the hex `keys`, in `format`.
+pub fn cipher(keys: &[&str], format: CookieFormat) -> CookieCipher {
+    let keys: Vec<[u8; 32]> = keys.iter().map(|k| hex::decode(k).unwrap().try_into().unwrap()).collect();
+    CookieCipher::new(&keys, format)
 }

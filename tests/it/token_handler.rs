@@ -215,7 +215,7 @@ async fn tampered_and_foreign_cookies_are_refused() {
     spa.cookies.get_mut("shroud-at").unwrap().value = engine.encode(&raw);
     assert_agent_error(spa.send(Method::GET, "/spa/x", None).await, 401, "unauthorized_request").await;
     assert_agent_error(spa.send(Method::GET, "/oauth-agent/userInfo", None).await, 401, "unauthorized_request").await;
-    let foreign = shroud::token_handler::crypto::CookieCipher::new(&[[7u8; 32]]).encrypt("some-token");
+    let foreign = spa.encrypt("shroud-at", &[7u8; 32], "some-token");
     spa.cookies.get_mut("shroud-at").unwrap().value = foreign;
     assert_agent_error(spa.send(Method::GET, "/spa/x", None).await, 401, "unauthorized_request").await;
     spa.cookies.remove("shroud-at");
@@ -350,9 +350,8 @@ async fn id_tokens_with_the_wrong_nonce_are_refused() {
     let plain = spa.decrypt("shroud-login", &[KEY1]).unwrap();
     let mut login: serde_json::Value = serde_json::from_str(&plain).unwrap();
     login["nonce"] = "another-nonce".into();
-    let keys = [hex::decode(KEY1).unwrap().try_into().unwrap()];
-    let cipher = shroud::token_handler::crypto::CookieCipher::new(&keys);
-    spa.cookies.get_mut("shroud-login").unwrap().value = cipher.encrypt(&login.to_string());
+    let key = hex::decode(KEY1).unwrap().try_into().unwrap();
+    spa.cookies.get_mut("shroud-login").unwrap().value = spa.encrypt("shroud-login", &key, &login.to_string());
     assert_agent_error(spa.end_login(&callback).await, 400, "invalid_request").await;
     assert!(!spa.cookies.contains_key("shroud-at"), "no session was created");
 }

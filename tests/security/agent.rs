@@ -11,7 +11,6 @@ use crate::support::Env;
 use reqwest::Method;
 use serde_json::{json, Value};
 use shroud::config::ResponseMode;
-use shroud::token_handler::crypto::CookieCipher;
 
 /// How a genuine callback URL (`redirect_uri?code=…&state=…`) is changed.
 #[derive(Debug, Clone, Copy)]
@@ -230,10 +229,6 @@ fn change_callback(callback: &str, change: Callback) -> String {
     }
 }
 
-fn cipher(key: [u8; 32]) -> CookieCipher {
-    CookieCipher::new(&[key])
-}
-
 fn key1() -> [u8; 32] {
     hex::decode(KEY1).unwrap().try_into().unwrap()
 }
@@ -292,14 +287,15 @@ async fn prepare(base: &str, scenario: Scenario) -> Hostile {
         Scenario::ForgedLoginCookie => {
             let callback = spa.start_login().await;
             let plain = spa.decrypt("shroud-login", &[KEY1]).unwrap();
-            spa.cookies.get_mut("shroud-login").unwrap().value = cipher([7; 32]).encrypt(&plain);
+            spa.cookies.get_mut("shroud-login").unwrap().value = spa.encrypt("shroud-login", &[7; 32], &plain);
             end(spa, &callback)
         }
         Scenario::NonceMismatch => {
             let callback = spa.start_login().await;
             let mut login: Value = serde_json::from_str(&spa.decrypt("shroud-login", &[KEY1]).unwrap()).unwrap();
             login["nonce"] = "the nonce of another login".into();
-            spa.cookies.get_mut("shroud-login").unwrap().value = cipher(key1()).encrypt(&login.to_string());
+            let forged = spa.encrypt("shroud-login", &key1(), &login.to_string());
+            spa.cookies.get_mut("shroud-login").unwrap().value = forged;
             end(spa, &callback)
         }
         Scenario::OversizedBody => {

@@ -1,18 +1,22 @@
 //! The OAuth Proxy and the cookie-reading agent endpoints, with a genuine session's cookies changed one
 //! way or another: tampered, truncated, of another version or key, moved to another cookie's name,
-//! shadowed by a forgery; the CSRF header missing, wrong or without its cookie; untrusted, `null` and
-//! look-alike Origins. Every refusal carries CORS headers exactly when the Origin is trusted; no case
-//! issues a cookie or reaches the upstream, and only the cases marked so reach the authorization server
-//! (a moved cookie decrypts, so the server is what refuses the token inside it).
+//! shadowed by a forgery or by another session's genuine cookie (cookie tossing from a sibling
+//! subdomain); the CSRF header missing, wrong or without its cookie; untrusted, `null` and look-alike
+//! Origins. Every refusal carries CORS headers exactly when the Origin is trusted; no case issues a cookie
+//! or reaches the upstream, and only the cases marked so reach the authorization server.
+//!
+//! Each value is bound to its cookie's name (the default format), so a moved cookie does not decrypt. In
+//! the Curity v1 format a moved cookie decrypts, and the authorization server's answer is what refuses
+//! the token inside it: a refresh token, answered as node-oidc-provider answers (active, no
+//! `token_type`), is no access token. The same holds for a refresh token sent as a bearer token.
 
 use crate::answer::{Answer, Expect, BARE, INVALID_TOKEN};
-use crate::spa::{token_handler_config, Browser, KEY1, ORIGIN};
+use crate::spa::{cipher, token_handler_config, Browser, KEY1, ORIGIN};
 use crate::support::{client, Env};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use reqwest::Method;
-use shroud::config::ResponseMode;
-use shroud::token_handler::crypto::CookieCipher;
+use shroud::config::{CookieFormat, ResponseMode};
 
 const AT: &str = "shroud-at";
 const CSRF: &str = "shroud-csrf";
@@ -38,7 +42,7 @@ pub enum Change {
     FlipBit(&'static str),
     /// The cookie's value cut short.
     Truncate(&'static str),
-    /// The cookie's format version byte set to 2.
+    /// The cookie's format version byte changed (bound ↔ Curity v1).
     Version(&'static str),
     /// The cookie's plaintext encrypted under a key Shroud does not have.
     OtherKey(&'static str),
@@ -54,6 +58,9 @@ pub enum Change {
     Rename(&'static str, &'static str),
     /// A forged copy of the cookie sent before the genuine one.
     Shadow(&'static str),
+    /// Another session's genuine cookie (the attacker's own, tossed from a sibling subdomain with a more
+    /// specific path) sent before the genuine one.
+    Toss(&'static str),
     /// The CSRF header.
     Csrf(CsrfHeader),
     /// The Origin header (`None`: absent).
@@ -104,30 +111,56 @@ pub fn cases() -> Vec<Case> {
     vec![
         case("at: one bit flipped", M::GET, api, &[FlipBit(AT)], REFUSED),
         case("at: truncated", M::GET, api, &[Truncate(AT)], REFUSED),
-        case("at: format version 2", M::GET, api, &[Version(AT)], REFUSED),
+        case("at: format version changed", M::GET, api, &[Version(AT)], REFUSED),
         case("at: encrypted under another key", M::GET, api, &[OtherKey(AT)], REFUSED),
         case("at: not base64url", M::GET, api, &[NotBase64(AT)], REFUSED),
         case("at: empty", M::GET, api, &[Empty(AT)], REFUSED),
         case("at: missing", M::GET, api, &[Remove(AT)], REFUSED),
         case("at: under another prefix", M::GET, api, &[Rename(AT, "other-at")], REFUSED),
         case("at: a forgery shadowing the genuine cookie", M::GET, api, &[Shadow(AT)], REFUSED),
-        asking("the CSRF cookie moved to at", M::GET, api, &[Move(CSRF, AT)], TOKEN_REFUSED),
-        asking("the refresh-token cookie moved to at", M::GET, api, &[Move(AUTH, AT)], TOKEN_REFUSED),
-        asking("the ID-token cookie moved to at", M::GET, api, &[Move(ID, AT)], TOKEN_REFUSED),
-        asking("the login cookie moved to at", M::GET, api, &[Move(LOGIN, AT)], TOKEN_REFUSED),
-        asking(
+        case("the CSRF cookie moved to at", M::GET, api, &[Move(CSRF, AT)], REFUSED),
+        case("the refresh-token cookie moved to at", M::GET, api, &[Move(AUTH, AT)], REFUSED),
+        case("the ID-token cookie moved to at", M::GET, api, &[Move(ID, AT)], REFUSED),
+        case("the login cookie moved to at", M::GET, api, &[Move(LOGIN, AT)], REFUSED),
+        case(
             "the refresh-token cookie moved to at, on userInfo",
             M::GET,
             "/oauth-agent/userInfo",
             &[Move(AUTH, AT)],
-            Expect::json(401, "token_expired"),
+            REFUSED,
         ),
-        asking(
+        case(
             "the at cookie moved to the refresh-token cookie",
             M::POST,
             "/oauth-agent/refresh",
             &[Move(AT, AUTH)],
-            Expect::json(401, "session_expired"),
+            REFUSED,
+        ),
+        case("tossed: another session's at cookie first", M::GET, api, &[Toss(AT)], REFUSED),
+        case("tossed: another session's at cookie first, on POST", M::POST, api, &[Toss(AT)], REFUSED),
+        case("tossed: another session's CSRF cookie first", M::POST, api, &[Toss(CSRF)], REFUSED),
+        case("tossed: another session's at cookie, on userInfo", M::GET, "/oauth-agent/userInfo", &[Toss(AT)], REFUSED),
+        case(
+            "tossed: another session's ID-token cookie, on claims",
+            M::GET,
+            "/oauth-agent/claims",
+            &[Toss(ID)],
+            REFUSED,
+        ),
+        case("tossed: another session's refresh-token cookie", M::POST, "/oauth-agent/refresh", &[Toss(AUTH)], REFUSED),
+        case(
+            "tossed: another session's cookies, on logout",
+            M::POST,
+            "/oauth-agent/logout",
+            &[Toss(AT), Toss(CSRF)],
+            REFUSED,
+        ),
+        case(
+            "tossed: another login's cookie, on login/end",
+            M::POST,
+            "/oauth-agent/login/end",
+            &[Toss(LOGIN)],
+            REFUSED,
         ),
         case("the at cookie moved to the ID-token cookie", M::GET, "/oauth-agent/claims", &[Move(AT, ID)], REFUSED),
         case("the at cookie moved to the CSRF cookie", M::POST, api, &[Move(AT, CSRF)], REFUSED),
@@ -179,21 +212,29 @@ fn tamper(value: &str, change: impl FnOnce(&mut Vec<u8>)) -> String {
     URL_SAFE_NO_PAD.encode(raw)
 }
 
-fn key1() -> CookieCipher {
-    CookieCipher::new(&[hex::decode(KEY1).unwrap().try_into().unwrap()])
-}
-
-/// The request a case sends: cookies in order, CSRF header, Origins.
+/// The request a case sends: cookies in order, CSRF header, Origins, and the cookies of the attacker's
+/// own session (for tossing).
 struct Request {
     jar: Vec<Sent>,
     csrf: Option<String>,
     origins: Vec<&'static str>,
+    attackers: Vec<Sent>,
+    format: CookieFormat,
+}
+
+fn sent(browser: &Browser) -> Vec<Sent> {
+    browser.cookies.iter().map(|(n, c)| (n.clone(), c.value.clone(), c.path.clone())).collect()
 }
 
 impl Request {
-    fn genuine(browser: &Browser) -> Request {
-        let jar = browser.cookies.iter().map(|(n, c)| (n.clone(), c.value.clone(), c.path.clone())).collect();
-        Request { jar, csrf: browser.csrf.clone(), origins: vec![ORIGIN] }
+    fn genuine(browser: &Browser, attacker: &Browser) -> Request {
+        Request {
+            jar: sent(browser),
+            csrf: browser.csrf.clone(),
+            origins: vec![ORIGIN],
+            attackers: sent(attacker),
+            format: browser.format,
+        }
     }
 
     fn value(&self, name: &str) -> String {
@@ -211,10 +252,10 @@ impl Request {
                 let value = self.value(name);
                 self.set(name, value[..value.len() - 8].to_string());
             }
-            Change::Version(name) => self.set(name, tamper(&self.value(name), |raw| raw[0] = 2)),
+            Change::Version(name) => self.set(name, tamper(&self.value(name), |raw| raw[0] ^= 3)),
             Change::OtherKey(name) => {
-                let plain = key1().decrypt(&self.value(name)).unwrap();
-                self.set(name, CookieCipher::new(&[[7u8; 32]]).encrypt(&plain));
+                let plain = cipher(&[KEY1], self.format).decrypt(name, &self.value(name)).unwrap();
+                self.set(name, cipher(&[&"07".repeat(32)], self.format).encrypt(name, &plain));
             }
             Change::NotBase64(name) => self.set(name, "not*base64!".into()),
             Change::Empty(name) => self.set(name, String::new()),
@@ -228,6 +269,11 @@ impl Request {
                 let at = self.jar.iter().position(|(n, _, _)| n == name).unwrap();
                 let path = self.jar[at].2.clone();
                 self.jar.insert(at, (name.to_string(), forged, path));
+            }
+            Change::Toss(name) => {
+                let (_, theirs, _) = self.attackers.iter().find(|(n, _, _)| n == name).unwrap().clone();
+                let at = self.jar.iter().position(|(n, _, _)| n == name).unwrap();
+                self.jar.insert(at, (name.to_string(), theirs, "/".to_string()));
             }
             Change::Csrf(CsrfHeader::Absent) => self.csrf = None,
             Change::Csrf(CsrfHeader::Value(value)) => self.csrf = Some(value.into()),
@@ -261,17 +307,28 @@ impl Request {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn changed_cookies_csrf_and_origins_are_refused() {
-    let env = Env::with(ResponseMode::Rfc9701, token_handler_config);
-    let base = env.shroud.url();
-    let mut genuine = Browser::new(&base);
+/// A genuine session (logged in, with a second login in progress for its login cookie) and the
+/// attacker's own session, for tossing.
+async fn sessions(base: &str, env: &Env, format: CookieFormat) -> (Browser, Browser) {
+    let mut attacker = Browser::new(base);
+    attacker.format = format;
+    env.idp.set_login_user("mallory");
+    attacker.login().await;
+    attacker.start_login().await;
+    env.idp.set_login_user("alice");
+    let mut genuine = Browser::new(base);
+    genuine.format = format;
     genuine.login().await;
-    // A second login in progress, for its login cookie; the session above stays.
     genuine.start_login().await;
+    (genuine, attacker)
+}
+
+/// Sends each case with `genuine`'s session and checks what the issue asks of a refusal.
+async fn run_cases(env: &Env, genuine: &Browser, attacker: &Browser, cases: Vec<Case>) {
+    let base = env.shroud.url();
     let server_calls = || env.idp.introspections() + env.idp.refresh_grants() + env.idp.userinfo_calls();
-    for case in cases() {
-        let mut request = Request::genuine(&genuine);
+    for case in cases {
+        let mut request = Request::genuine(genuine, attacker);
         for change in &case.changes {
             request.apply(*change);
         }
@@ -288,8 +345,121 @@ async fn changed_cookies_csrf_and_origins_are_refused() {
             assert_eq!(cors, trusted.then_some(ORIGIN), "{}: CORS exactly for a trusted Origin", case.name);
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_cookies_csrf_and_origins_are_refused() {
+    let env = Env::with(ResponseMode::Rfc9701, token_handler_config);
+    let base = env.shroud.url();
+    let (mut genuine, attacker) = sessions(&base, &env, CookieFormat::Bound).await;
+    run_cases(&env, &genuine, &attacker, cases()).await;
     // The genuine session still works, for reading and writing.
     assert_eq!(genuine.send(Method::GET, "/spa/x", None).await.status(), 200, "control");
     assert_eq!(genuine.send(Method::POST, "/spa/x", None).await.status(), 200, "control");
+    assert_eq!(env.api.hits(), 2);
+}
+
+/// The moved-cookie cases in the Curity v1 format, where a moved value decrypts: the authorization
+/// server's answer (a refresh token: active, without `token_type`) is what refuses it.
+pub fn curity_v1_cases() -> Vec<Case> {
+    use Change::*;
+    use Method as M;
+    let api = "/spa/x";
+    vec![
+        asking("curity v1: the CSRF cookie moved to at", M::GET, api, &[Move(CSRF, AT)], TOKEN_REFUSED),
+        asking("curity v1: the refresh-token cookie moved to at", M::GET, api, &[Move(AUTH, AT)], TOKEN_REFUSED),
+        asking("curity v1: the ID-token cookie moved to at", M::GET, api, &[Move(ID, AT)], TOKEN_REFUSED),
+        asking("curity v1: the login cookie moved to at", M::GET, api, &[Move(LOGIN, AT)], TOKEN_REFUSED),
+        asking(
+            "curity v1: the refresh-token cookie moved to at, on userInfo",
+            M::GET,
+            "/oauth-agent/userInfo",
+            &[Move(AUTH, AT)],
+            Expect::json(401, "token_expired"),
+        ),
+        asking(
+            "curity v1: the at cookie moved to the refresh-token cookie",
+            M::POST,
+            "/oauth-agent/refresh",
+            &[Move(AT, AUTH)],
+            Expect::json(401, "session_expired"),
+        ),
+        case("curity v1: tossed at cookie", M::GET, api, &[Toss(AT)], REFUSED),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_curity_v1_format_moved_refresh_tokens_are_refused_by_the_answer() {
+    for mode in [ResponseMode::Json, ResponseMode::Rfc9701] {
+        let env = Env::with(mode, |c| {
+            let mut c = token_handler_config(c);
+            c.token_handler.cookie_format = CookieFormat::CurityV1;
+            c
+        });
+        let (genuine, attacker) = sessions(&env.shroud.url(), &env, CookieFormat::CurityV1).await;
+        run_cases(&env, &genuine, &attacker, curity_v1_cases()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_token_sent_as_a_bearer_token_is_refused() {
+    for mode in [ResponseMode::Json, ResponseMode::Rfc9701, ResponseMode::Jwt] {
+        let env = Env::with(mode, token_handler_config);
+        let mut spa = Browser::new(&env.shroud.url());
+        spa.login().await;
+        let refresh_token = spa.decrypt(AUTH, &[KEY1]).unwrap();
+        let introspections = env.idp.introspections();
+        for path in ["/api/x", "/any/x"] {
+            let resp =
+                client().get(format!("{}{path}", env.shroud.url())).bearer_auth(&refresh_token).send().await.unwrap();
+            let answer = Answer::read(resp).await;
+            answer.assert(&format!("{mode:?}: refresh token as bearer on {path}"), &TOKEN_REFUSED);
+        }
+        assert_eq!(env.api.hits(), 0, "{mode:?}: nothing reached the upstream");
+        assert!(env.idp.introspections() > introspections, "{mode:?}: the server was asked");
+        // The access token itself still passes.
+        let access_token = spa.decrypt(AT, &[KEY1]).unwrap();
+        let ok = client().get(format!("{}/api/x", env.shroud.url())).bearer_auth(&access_token).send().await.unwrap();
+        assert_eq!(ok.status(), 200, "{mode:?}: control");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_prefixed_cookies_work_and_cannot_be_shadowed() {
+    let env = Env::with(ResponseMode::Rfc9701, |c| {
+        let mut c = token_handler_config(c);
+        c.token_handler.cookie_host_prefix = true;
+        c
+    });
+    let base = env.shroud.url();
+    let mut spa = Browser::new(&base);
+    spa.login().await;
+    let names: Vec<&str> = spa.cookies.keys().map(String::as_str).collect();
+    assert_eq!(names, ["__Host-shroud-at", "__Host-shroud-auth", "__Host-shroud-csrf", "__Host-shroud-id"]);
+    for (name, cookie) in &spa.cookies {
+        let attributes: Vec<&str> = cookie.line.split("; ").collect();
+        for required in ["Path=/", "Secure", "HttpOnly", "SameSite=Strict"] {
+            assert!(attributes.contains(&required), "{name}: {required} in {}", cookie.line);
+        }
+        assert!(!cookie.line.contains("Domain="), "{name}: no Domain");
+    }
+    assert_eq!(spa.send(Method::GET, "/spa/x", None).await.status(), 200, "a session on __Host- cookies");
+    assert_eq!(spa.send(Method::POST, "/oauth-agent/refresh", None).await.status(), 204, "refresh reads them");
+    assert_eq!(spa.send(Method::GET, "/spa/x", None).await.status(), 200);
+    // The unprefixed names a sibling subdomain could set are not Shroud's cookies: the request has none.
+    let at = spa.cookies["__Host-shroud-at"].value.clone();
+    let resp = client()
+        .get(format!("{base}/spa/x"))
+        .header("origin", ORIGIN)
+        .header("cookie", format!("shroud-at={at}"))
+        .send()
+        .await
+        .unwrap();
+    Answer::read(resp).await.assert("host prefix: an unprefixed at cookie", &REFUSED);
+    // Two copies of a __Host- cookie (one set by an attacker with a more specific path) are refused.
+    let twice = format!("__Host-shroud-at={at}; {}", spa.cookie_header("/spa/x"));
+    let resp =
+        client().get(format!("{base}/spa/x")).header("origin", ORIGIN).header("cookie", twice).send().await.unwrap();
+    Answer::read(resp).await.assert("host prefix: the at cookie twice", &REFUSED);
     assert_eq!(env.api.hits(), 2);
 }

@@ -12,6 +12,7 @@
 //! | [`agent`] | the OAuth Agent: login/start, login/end, state, codes, refresh, logout |
 //! | [`backchannel`] | back-channel logout tokens |
 //! | [`authorization_server`] | a hostile authorization server: tampered discovery, oversize answers |
+//! | [`introspection`] | answers for refresh, expired and not-yet-valid tokens; client-credentials `sub` |
 //!
 //! Run it alone with `cargo test --test security`.
 
@@ -29,6 +30,7 @@ mod authorization_server;
 mod backchannel;
 mod cookies;
 mod headers;
+mod introspection;
 mod jwt;
 
 use std::collections::BTreeSet;
@@ -38,12 +40,13 @@ const AT_LEAST: usize = 60;
 
 #[test]
 fn the_suite_holds_at_least_60_distinct_cases() {
-    let themes: [(&str, Vec<&str>); 5] = [
+    let themes: [(&str, Vec<&str>); 6] = [
         ("jwt", jwt::cases("http://attacker.invalid").iter().map(|c| c.name).collect()),
         ("headers", headers::cases().iter().map(|c| c.name).collect()),
-        ("cookies", cookies::cases().iter().map(|c| c.name).collect()),
+        ("cookies", cookies::cases().iter().chain(&cookies::curity_v1_cases()).map(|c| c.name).collect()),
         ("agent", agent::cases().iter().map(|c| c.name).collect()),
         ("backchannel", backchannel::cases().iter().map(|c| c.name).collect()),
+        ("introspection", introspection::cases().iter().map(|c| c.name).collect()),
     ];
     let mut names = BTreeSet::new();
     for (theme, cases) in &themes {

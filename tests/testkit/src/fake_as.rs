@@ -139,6 +139,10 @@ pub struct TokenSpec {
     /// Extra claims copied into every active answer (after the standard ones, so they
     /// may override them).
     pub extra: Map<String, Value>,
+    /// The RFC 7662 `token_type` of active answers; `None` omits it, as node-oidc-provider does for
+    /// refresh tokens (and only for them). A token without one is no access token: the `application/jwt`
+    /// contract answers 204 for it and userinfo refuses it.
+    pub token_type: Option<String>,
 }
 
 impl TokenSpec {
@@ -153,7 +157,30 @@ impl TokenSpec {
             aud: None,
             exp: Some(now() + ttl_secs),
             extra: Map::new(),
+            token_type: Some("Bearer".to_string()),
         }
+    }
+
+    /// A refresh token of session `sid`, answered as node-oidc-provider answers for one: active, with
+    /// `sub`, `client_id`, `scope`, `sid`, `exp` and `iat`, but no `token_type` and no `aud`.
+    pub fn refresh_token(sub: &str, client_id: &str, scope: &str, sid: &str, ttl_secs: i64) -> TokenSpec {
+        let mut extra = Map::new();
+        extra.insert("sid".into(), json!(sid));
+        TokenSpec {
+            active: true,
+            sub: Some(sub.to_string()),
+            scope: Some(scope.to_string()),
+            client_id: Some(client_id.to_string()),
+            aud: None,
+            exp: Some(now() + ttl_secs),
+            extra,
+            token_type: None,
+        }
+    }
+
+    /// Whether the token is an access token (it has a `token_type`).
+    fn is_access_token(&self) -> bool {
+        self.token_type.is_some()
     }
 }
 
@@ -737,6 +764,16 @@ impl Inner {
         json!({ "keys": [self.current_key().public_jwk.clone()] })
     }
 
+    /// Whether `token` is a known access token (whether or not it is active).
+    fn is_access_token(&self, token: &str) -> bool {
+        lock(&self.tokens).get(token).is_some_and(|e| e.spec.is_access_token())
+    }
+
+    /// The `token_type` of `token`'s active answers.
+    fn token_type(&self, token: &str) -> Option<String> {
+        lock(&self.tokens).get(token).and_then(|e| e.spec.token_type.clone())
+    }
+
     /// The claims of an active token as of `now`, or `None` if it is inactive.
     fn active_claims(&self, token: &str) -> Option<(Map<String, Value>, Map<String, Value>)> {
         let tokens = lock(&self.tokens);
@@ -765,14 +802,16 @@ impl Inner {
     }
 
     /// RFC 7662 member set: `{"active":true, sub, scope, client_id, aud?, exp?, iat,
-    /// token_type, ...extra}` or `{"active":false}`.
+    /// token_type?, ...extra}` or `{"active":false}`.
     fn introspection_json(&self, token: &str) -> Value {
         match self.active_claims(token) {
             Some((claims, extra)) => {
                 let mut m = Map::new();
                 m.insert("active".into(), json!(true));
                 m.extend(claims);
-                m.insert("token_type".into(), json!("Bearer"));
+                if let Some(token_type) = self.token_type(token) {
+                    m.insert("token_type".into(), json!(token_type));
+                }
                 m.extend(extra);
                 Value::Object(m)
             }
@@ -1293,7 +1332,9 @@ async fn introspect(req: HttpRequest, body: web::Bytes, st: State) -> HttpRespon
     }
 
     if accept_lc.contains("application/jwt") {
-        return match st.active_claims(&token) {
+        // Curity's contract returns a JWT for access tokens only.
+        let access = if st.is_access_token(&token) { st.active_claims(&token) } else { None };
+        return match access {
             Some((mut claims, extra)) => {
                 let now = now();
                 let mut m = Map::new();
@@ -1349,6 +1390,7 @@ impl Inner {
                 aud: None,
                 exp: Some(now() + ttl),
                 extra: Map::new(),
+                token_type: Some("Bearer".to_string()),
             },
         );
         json!({

@@ -373,7 +373,19 @@ fn refresh_rotates_and_the_old_token_is_refused() {
     assert_eq!(fake.session_of(at2), Some((sid.clone(), "alice".to_string())));
     let i = introspect(&fake, at2);
     assert_eq!(i["active"], true);
+    assert_eq!(i["token_type"], "Bearer");
     assert!((i["exp"].as_i64().unwrap() - (now() + 60)).abs() <= 5);
+    // Refresh tokens introspect as node-oidc-provider's do: active, without token_type or aud; once
+    // rotated out, inactive. Userinfo refuses them.
+    let i = introspect(&fake, rt2);
+    assert_eq!(i["active"], true, "{i}");
+    assert_eq!(
+        (i["sub"].as_str(), i["client_id"].as_str(), i["sid"].as_str()),
+        (Some("alice"), Some(CLIENT), Some(sid.as_str()))
+    );
+    assert!(i.get("token_type").is_none() && i.get("aud").is_none(), "{i}");
+    assert_eq!(introspect(&fake, rt1), json!({"active": false}));
+    assert_eq!(userinfo(&fake, rt2).status(), 401);
 
     // The rotated-out refresh token is dead; unknown ones are refused too.
     assert_oauth_error(refresh(&fake, rt1), 400, "invalid_grant");

@@ -21,6 +21,8 @@ use super::{b64_json, json_response, lock, now, random_b64, Inner, LogoutSpec, S
 const DEFAULT_SCOPE: &str = "openid profile read";
 /// Lifetime of an authorization code.
 const CODE_TTL_SECS: i64 = 600;
+/// Lifetime of refresh tokens (a day, as the dev IdP's).
+const REFRESH_TTL_SECS: i64 = 86_400;
 /// Lifetime of ID tokens.
 const ID_TOKEN_TTL_SECS: i64 = 300;
 /// Lifetime of back-channel logout tokens (`exp - iat`).
@@ -203,7 +205,7 @@ impl Inner {
     fn mint_tokens(&self, sid: &str) -> (String, String, i64) {
         let access = random_b64(32);
         let refresh = random_b64(32);
-        let (spec, ttl) = {
+        let (spec, refresh_spec, ttl) = {
             let mut flow = lock(&self.flow);
             let ttl = flow.access_ttl;
             let session = flow.sessions.get_mut(sid).expect("session exists");
@@ -216,12 +218,17 @@ impl Inner {
                 aud: None,
                 exp: Some(now() + ttl),
                 extra: Map::new(),
+                token_type: Some("Bearer".to_string()),
             };
+            let refresh_spec =
+                TokenSpec::refresh_token(&session.sub, &session.client_id, &session.scope, sid, REFRESH_TTL_SECS);
             flow.access_sessions.insert(access.clone(), sid.to_string());
             flow.refresh_tokens.insert(refresh.clone(), RefreshToken { sid: sid.to_string(), usable: true });
-            (spec, ttl)
+            (spec, refresh_spec, ttl)
         };
         self.issue(&access, spec);
+        // Introspectable like node-oidc-provider's refresh tokens: active, without token_type.
+        self.issue(&refresh, refresh_spec);
         (access, refresh, ttl)
     }
 
@@ -336,6 +343,7 @@ impl Inner {
             flow.refresh_tokens.get_mut(token).expect("refresh token exists").usable = false;
             (sid, flow.id_token_on_refresh)
         };
+        self.revoke(token);
         Ok(self.token_answer(&sid, with_id_token.then_some(None)))
     }
 
@@ -351,6 +359,7 @@ impl Inner {
             let sid = rt.sid.clone();
             flow.sessions.get(&sid).map(|s| s.access_tokens.clone()).unwrap_or_default()
         };
+        self.revoke(token);
         for access in access_tokens {
             self.revoke(&access);
         }
@@ -417,8 +426,8 @@ pub(super) async fn userinfo(req: HttpRequest, st: State) -> HttpResponse {
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish();
     };
-    let sub =
-        st.active_claims(token).and_then(|(claims, _)| claims.get("sub").and_then(Value::as_str).map(str::to_string));
+    let access = if st.is_access_token(token) { st.active_claims(token) } else { None };
+    let sub = access.and_then(|(claims, _)| claims.get("sub").and_then(Value::as_str).map(str::to_string));
     match sub {
         Some(sub) => json_response(
             StatusCode::OK,
