@@ -256,7 +256,7 @@ fn decision_key(route: &str, method: &str, path: &str, claims: &Map<String, Valu
 
 /// Asks OPA when the route has `[routes.opa]`: the headers an allowing decision adds upstream (`None` on
 /// routes without OPA), 403 when denied, 503 when no decision could be had. `path` is the normalised
-/// path; `claims` are the verified claims (`{}` on routes without a token).
+/// path (OPA sees it without segment parameters); `claims` are the verified claims (`{}` on routes without a token).
 pub async fn authorize(
     gateway: &Gateway,
     route: &Route,
@@ -265,6 +265,15 @@ pub async fn authorize(
     claims: Option<&Map<String, Value>>,
 ) -> Result<Option<DecisionHeaders>, Rejection> {
     let Some(opa) = &route.opa else { return Ok(None) };
+    // OPA decides on the path as Tomcat- and Spring-style upstreams route it: without segment parameters,
+    // so `/x/admin;p/users` cannot pass a policy written for `/x/admin/users`.
+    let bare;
+    let path = if super::route::has_parameters(path) {
+        bare = super::route::without_parameters(path);
+        bare.as_str()
+    } else {
+        path
+    };
     // Boxed: the call's state would otherwise sit in every request's future, on routes without OPA too.
     Box::pin(decide(gateway, opa, route, req, path, claims)).await
 }

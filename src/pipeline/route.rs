@@ -177,7 +177,7 @@ impl RouteTable {
     pub fn select(&self, raw_path: &str) -> Result<(&Route, String), Rejection> {
         let path = normalize_path(raw_path)?;
         let route = self.find(&path).ok_or(Rejection::NotFound)?;
-        if path.contains(';') || path.contains("%3B") {
+        if has_parameters(&path) {
             let same = self.find(&without_parameters(&path)).is_some_and(|bare| std::ptr::eq(bare, route));
             if !same {
                 return Err(Rejection::bad_request("the request path is not acceptable"));
@@ -192,8 +192,13 @@ impl RouteTable {
 }
 
 /// A normalised path with each segment's parameters removed: what an upstream that drops them routes on.
-fn without_parameters(path: &str) -> String {
+pub fn without_parameters(path: &str) -> String {
     path.split('/').map(segment_name).collect::<Vec<_>>().join("/")
+}
+
+/// Whether a normalised path has segment parameters (`;x`, `%3Bx`).
+pub fn has_parameters(path: &str) -> bool {
+    path.contains(';') || path.contains("%3B")
 }
 
 /// A normalised segment without its parameters (from the first `;` or `%3B` on).

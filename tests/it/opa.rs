@@ -27,6 +27,11 @@ outside_admin if {
     not startswith(input.path, "/paths/admin")
 }
 
+not_the_user_list if {
+    allow
+    input.path != "/paths/admin/users"
+}
+
 tenant := {"allow": allow, "headers": {"X-Tenant": "acme", "X-Employee": input.claims.sub}} if input.claims.sub == "hannah"
 
 tenant := {"allow": allow, "headers": {"X-Employee": input.claims.sub}} if input.claims.sub != "hannah"
@@ -180,6 +185,27 @@ async fn opa_is_asked_about_no_path_with_dot_segment_parameters() {
     assert_eq!(opa.requests(), asked, "OPA was not asked");
     assert_eq!(env.api.hits(), hits, "nothing was forwarded");
     assert_eq!(env.idp.introspections(), introspections, "nothing was introspected");
+}
+
+/// Segment parameters inside one route (`/paths/admin;x/users`) do not change the route, so they pass the
+/// route stage; a Tomcat- or Spring-style upstream drops them and serves `/paths/admin/users`. OPA must be
+/// asked about that path, not the one with the parameters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opa_is_asked_about_the_path_without_segment_parameters() {
+    let opa = FakeOpa::start(POLICY);
+    let env = Env::with(ResponseMode::Json, |mut c| {
+        c.routes.push(opa_route(&c, "/paths", opa.data_url("shroud/not_the_user_list"), 0));
+        c
+    });
+    employee(&env, "hannah", &["hr"]);
+    let hits = env.api.hits();
+    for path in ["/paths/admin;/users", "/paths/admin;jsessionid=1/users", "/paths/admin%3Bx/users"] {
+        denied_by_opa(env.get(path, Some("hannah")).await).await;
+    }
+    assert_eq!(env.api.hits(), hits, "nothing was forwarded");
+    denied_by_opa(env.get("/paths/admin/users", Some("hannah")).await).await;
+    assert_eq!(env.get("/paths/admin/users;jsessionid=1", Some("hannah")).await.status(), 403);
+    assert_eq!(env.get("/paths/admin/roles;jsessionid=1", Some("hannah")).await.status(), 200, "parameters still pass");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
