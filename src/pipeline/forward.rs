@@ -43,7 +43,8 @@ const REPLACED: &[&str] = &[
 /// Request headers that tell an upstream where a request came from or what it asked for, which Shroud
 /// cannot vouch for and does not set: the client's copies are dropped. `Forwarded` (RFC 7239) would
 /// repeat what the `X-Forwarded-*` headers say, from the client's pen; `X-Original-URL` and
-/// `X-Rewrite-URL` make some frameworks route on another path than the one checked here.
+/// `X-Rewrite-URL` make some frameworks route on another path than the one checked here, and the method
+/// overrides make them run another method than the one the route's `methods` and OPA allowed.
 const STRIPPED: &[&str] = &[
     "forwarded",
     "x-forwarded-port",
@@ -52,6 +53,9 @@ const STRIPPED: &[&str] = &[
     "x-forwarded-ssl",
     "x-original-url",
     "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
 ];
 
 /// `X-Forwarded-For`: the client's address, after any the request already carried.

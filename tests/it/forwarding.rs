@@ -196,6 +196,9 @@ async fn forged_identity_and_forwarding_headers_never_reach_the_upstream() {
         ("x-forwarded-server", "evil.example"),
         ("x-original-url", "/admin"),
         ("x-rewrite-url", "/admin"),
+        ("x-http-method-override", "DELETE"),
+        ("x-http-method", "DELETE"),
+        ("x_method_override", "DELETE"),
         ("x-custom", "kept"),
         ("x_custom", "kept too"),
     ];
