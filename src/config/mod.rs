@@ -455,6 +455,10 @@ pub struct TokenHandlerConfig {
     pub cookie_domain: String,
     /// `Secure` attribute; false only for plain-http local development.
     pub cookie_secure: bool,
+    /// Calls to the OAuth Agent allowed per session (`"60/min"`, or `"off"`); over it → 429. The session is
+    /// the ID token's `sid`, else the refresh or access token (each only as an HMAC). Back-channel logout
+    /// is not counted.
+    pub agent_rate: String,
 }
 
 impl Default for TokenHandlerConfig {
@@ -477,6 +481,7 @@ impl Default for TokenHandlerConfig {
             cookie_encryption_keys: Vec::new(),
             cookie_domain: String::new(),
             cookie_secure: true,
+            agent_rate: "60/min".into(),
         }
     }
 }

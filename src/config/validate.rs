@@ -143,6 +143,7 @@ impl Config {
         if t.cookie_domain.contains([';', ' ', ',']) {
             return Err(ConfigError::new(key("cookie_domain"), "not a domain"));
         }
+        crate::rate_limit::Rate::parse(&t.agent_rate).map_err(|e| ConfigError::new(key("agent_rate"), e))?;
         Ok(())
     }
 

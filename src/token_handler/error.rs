@@ -17,11 +17,20 @@ pub struct AgentError {
     pub clears_session: bool,
     /// The `Allow` header of a 405: the methods the endpoint takes.
     pub allow: Option<&'static str>,
+    /// The `Retry-After` header of a 429, in seconds.
+    pub retry_after: Option<u64>,
 }
 
 impl AgentError {
     fn new(status: StatusCode, code: &'static str, message: &'static str) -> AgentError {
-        AgentError { status, code: code.into(), message: message.into(), clears_session: false, allow: None }
+        AgentError {
+            status,
+            code: code.into(),
+            message: message.into(),
+            clears_session: false,
+            allow: None,
+            retry_after: None,
+        }
     }
 
     /// 401 `unauthorized_request`: bad Origin, missing or undecryptable cookie, CSRF mismatch.
@@ -64,6 +73,7 @@ impl AgentError {
             message: "the authorization server returned an error".into(),
             clears_session: false,
             allow: None,
+            retry_after: None,
         }
     }
 
@@ -82,6 +92,19 @@ impl AgentError {
         AgentError {
             allow: Some(allow),
             ..AgentError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this method is not allowed here")
+        }
+    }
+
+    /// 429 `too_many_requests`: the session's `agent_rate` is spent; `retry_after` seconds until the next
+    /// call is allowed (`Retry-After`).
+    pub fn too_many_requests(retry_after: u64) -> AgentError {
+        AgentError {
+            retry_after: Some(retry_after),
+            ..AgentError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "too many calls for this session: retry later",
+            )
         }
     }
 
@@ -116,6 +139,9 @@ impl ResponseError for AgentError {
         builder.insert_header(("cache-control", "no-store"));
         if let Some(allow) = self.allow {
             builder.insert_header(("allow", allow));
+        }
+        if let Some(seconds) = self.retry_after {
+            builder.insert_header(("retry-after", seconds.to_string()));
         }
         builder.json(serde_json::json!({ "code": self.code, "message": self.message }))
     }
