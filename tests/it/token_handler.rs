@@ -623,8 +623,12 @@ async fn logout_ends_every_token_of_the_session_on_every_instance() {
     assert_eq!(on_a.send(Method::POST, "/oauth-agent/refresh", None).await.status(), 204);
     assert_ne!(on_a.cookies["shroud-at"].value, old.cookies["shroud-at"].value, "a new access-token cookie");
     assert_eq!(on_a.send(Method::GET, "/spa/second", None).await.status(), 200);
-    // Logout with the new cookies only.
-    assert_eq!(on_a.send(Method::POST, "/oauth-agent/logout", None).await.status(), 200);
+    // Logout with the new cookies only, on the instance that saw neither the login nor the refresh: it
+    // learns the session's earlier tokens from the shared index.
+    let mut on_b = Browser::new(&b.base);
+    on_b.cookies = on_a.cookies.clone();
+    on_b.csrf = on_a.csrf.clone();
+    assert_eq!(on_b.send(Method::POST, "/oauth-agent/logout", None).await.status(), 200);
     let hits = api.hits();
     let old_at = format!("shroud-at={}", old.cookies["shroud-at"].value);
     let http = client();
@@ -818,4 +822,47 @@ async fn agent_calls_are_limited_per_session() {
     assert_eq!(limited[0]["path"], "/oauth-agent/refresh");
     let cookie = &spa.cookies["shroud-auth"].value;
     assert!(!logs.contains(cookie.as_str()), "no cookie in the logs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_session_index_stays_bounded() {
+    let redis = RedisServer::start();
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let mut c = with_redis(token_handler_config(config(&idp, &api, ResponseMode::Json)), &redis.url());
+    c.token_handler.agent_rate = "off".into();
+    let shroud = start(c);
+    let mut spa = Browser::new(&shroud.url());
+    spa.login().await;
+    // Replays of one set of cookies, then real rotations: more tokens than an index keeps.
+    let replayed = spa.cookies.clone();
+    for _ in 0..50 {
+        spa.cookies = replayed.clone();
+        assert_eq!(spa.send(Method::POST, "/oauth-agent/refresh", None).await.status(), 204);
+    }
+    let mut recent = None;
+    for round in 0..40 {
+        assert_eq!(spa.send(Method::POST, "/oauth-agent/refresh", None).await.status(), 204);
+        if round == 35 {
+            assert_eq!(spa.send(Method::GET, "/spa/x", None).await.status(), 200, "its grant is cached");
+            recent = Some(spa.cookies.clone());
+        }
+    }
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    let mut indexes: Vec<String> = redis::cmd("KEYS").arg("shroud:v1:sessions:*").query(&mut conn).unwrap();
+    indexes.sort();
+    assert_eq!(indexes.len(), 2, "one index for the sid, one for the sub: {indexes:?}");
+    for index in &indexes {
+        let listed: usize = redis::cmd("ZCARD").arg(index).query(&mut conn).unwrap();
+        assert_eq!(listed, shroud::token_handler::sessions::MAX_KEYS_PER_INDEX, "{index}: 82 tokens, capped");
+        let ttl: i64 = redis::cmd("TTL").arg(index).query(&mut conn).unwrap();
+        let week = shroud::token_handler::sessions::SESSION_TTL.as_secs() as i64;
+        assert!(ttl > week - 60 && ttl <= week + 1, "{index} expires with its last listing: {ttl} s");
+    }
+    // The latest tokens are the ones kept: a logout still ends a recent earlier access token at once.
+    assert_eq!(spa.send(Method::POST, "/oauth-agent/logout", None).await.status(), 200);
+    let hits = api.hits();
+    spa.cookies = recent.unwrap();
+    assert_eq!(spa.send(Method::GET, "/spa/x", None).await.status(), 401, "a recent earlier access token");
+    assert_eq!(api.hits(), hits);
 }
