@@ -520,6 +520,10 @@ mod tests {
         assert_eq!(c.validate().unwrap_err().key, "token_handler.private_key_file");
         c.token_handler.private_key_file = "k.pem".into();
         c.validate().unwrap();
+        c.token_handler.agent_rate = "60/day".into();
+        assert_eq!(c.validate().unwrap_err().key, "token_handler.agent_rate");
+        c.token_handler.agent_rate = "off".into();
+        c.validate().unwrap();
     }
 
     #[test]
