@@ -486,11 +486,11 @@ async fn backchannel_logout(http_req: HttpRequest, payload: web::Payload, gatewa
     // Not counted against a session: the authorization server calls it for many users.
     run_counted(req, &gateway, false, |th, _origin| async move {
         let form: LogoutForm = serde_urlencoded::from_bytes(&read_body(payload).await?)
-            .map_err(|_| AgentError::invalid_request("no logout_token"))?;
+            .map_err(|_| AgentError::invalid_request("no logout_token").with_oauth_fields())?;
         let metadata = metadata(th).await?;
         let claims = th.verify_logout_token(&form.logout_token, &metadata.issuer).await.map_err(|e| {
             log::warn!("logout token refused: {}", e.reason());
-            AgentError::invalid_request(e.message())
+            AgentError::invalid_request(e.message()).with_oauth_fields()
         })?;
         let sid = claims.get("sid").and_then(Value::as_str);
         let sub = claims.get("sub").and_then(Value::as_str);

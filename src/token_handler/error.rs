@@ -19,6 +19,9 @@ pub struct AgentError {
     pub allow: Option<&'static str>,
     /// The `Retry-After` header of a 429, in seconds.
     pub retry_after: Option<u64>,
+    /// Whether the body also carries OAuth 2.0's `error` and `error_description` (RFC 6749 §5.2), as
+    /// OpenID Connect Back-Channel Logout §2.8 asks of a refused logout token.
+    pub oauth_fields: bool,
 }
 
 impl AgentError {
@@ -30,6 +33,7 @@ impl AgentError {
             clears_session: false,
             allow: None,
             retry_after: None,
+            oauth_fields: false,
         }
     }
 
@@ -74,6 +78,7 @@ impl AgentError {
             clears_session: false,
             allow: None,
             retry_after: None,
+            oauth_fields: false,
         }
     }
 
@@ -93,6 +98,11 @@ impl AgentError {
             allow: Some(allow),
             ..AgentError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this method is not allowed here")
         }
+    }
+
+    /// The same error, its body also carrying `error` and `error_description`.
+    pub fn with_oauth_fields(self) -> AgentError {
+        AgentError { oauth_fields: true, ..self }
     }
 
     /// 429 `too_many_requests`: the session's `agent_rate` is spent; `retry_after` seconds until the next
@@ -143,7 +153,12 @@ impl ResponseError for AgentError {
         if let Some(seconds) = self.retry_after {
             builder.insert_header(("retry-after", seconds.to_string()));
         }
-        builder.json(serde_json::json!({ "code": self.code, "message": self.message }))
+        let mut body = serde_json::json!({ "code": self.code, "message": self.message });
+        if self.oauth_fields {
+            body["error"] = serde_json::json!(self.code);
+            body["error_description"] = serde_json::json!(self.message);
+        }
+        builder.json(body)
     }
 }
 

@@ -161,7 +161,14 @@ async fn a_replayed_logout_token_ends_nothing_more() {
     // The user logs in again; the captured token, replayed, must not log them out again.
     let mut second = Browser::new(&env.shroud.url());
     second.login().await;
-    Answer::read(send().await.unwrap()).await.assert("a replayed logout token", &REFUSED);
+    let replayed = Answer::read(send().await.unwrap()).await;
+    replayed.assert("a replayed logout token", &REFUSED);
+    let body = replayed.json();
+    assert_eq!(
+        (body["error"].as_str(), body["message"].as_str()),
+        (Some("invalid_request"), body["error_description"].as_str())
+    );
+    assert_eq!(body["message"], "the logout token was used already", "{body}");
     let hits = env.api.hits();
     assert_eq!(second.send(Method::GET, "/spa/x", None).await.status(), 200, "the new session lives");
     assert_eq!(env.api.hits(), hits + 1);
