@@ -130,8 +130,8 @@ fn discover_in_background(gateway: Arc<Gateway>) {
         loop {
             actix_web::rt::time::sleep(Duration::from_secs(60)).await;
             limits.routes.forget_idle_limits();
-            if let Some(limiter) = limits.token_handler.as_ref().and_then(|th| th.agent_limit.as_ref()) {
-                limiter.forget_idle();
+            if let Some(th) = &limits.token_handler {
+                th.agent_limit.iter().chain(th.agent_limit_per_ip.iter()).for_each(|l| l.forget_idle());
             }
         }
     });

@@ -459,6 +459,9 @@ pub struct TokenHandlerConfig {
     /// the ID token's `sid`, else the refresh or access token (each only as an HMAC). Back-channel logout
     /// is not counted.
     pub agent_rate: String,
+    /// Calls to the OAuth Agent allowed per source IP (as `[rate_limit] per_ip` finds it, behind
+    /// `trusted_proxies`), sessions or not (`"off"` by default); back-channel logout is not counted.
+    pub agent_rate_per_ip: String,
 }
 
 impl Default for TokenHandlerConfig {
@@ -482,6 +485,7 @@ impl Default for TokenHandlerConfig {
             cookie_domain: String::new(),
             cookie_secure: true,
             agent_rate: "60/min".into(),
+            agent_rate_per_ip: "off".into(),
         }
     }
 }

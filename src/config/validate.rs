@@ -144,6 +144,8 @@ impl Config {
             return Err(ConfigError::new(key("cookie_domain"), "not a domain"));
         }
         crate::rate_limit::Rate::parse(&t.agent_rate).map_err(|e| ConfigError::new(key("agent_rate"), e))?;
+        crate::rate_limit::Rate::parse(&t.agent_rate_per_ip)
+            .map_err(|e| ConfigError::new(key("agent_rate_per_ip"), e))?;
         Ok(())
     }
 
@@ -524,6 +526,8 @@ mod tests {
         assert_eq!(c.validate().unwrap_err().key, "token_handler.agent_rate");
         c.token_handler.agent_rate = "off".into();
         c.validate().unwrap();
+        c.token_handler.agent_rate_per_ip = "x/s".into();
+        assert_eq!(c.validate().unwrap_err().key, "token_handler.agent_rate_per_ip");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -116,7 +117,7 @@ where
     };
     let origin = th.cors.check(req.headers());
     let outcome = match counted {
-        true => match throttle(th, req).await {
+        true => match throttle(th, gateway, req).await {
             Ok(()) => endpoint(th, origin.clone()).await,
             Err(error) => Err(error),
         },
@@ -138,19 +139,32 @@ fn session_key(th: &TokenHandler, req: &HttpRequest) -> Option<crate::cache::sea
     Some(th.sealer().key(&session))
 }
 
-/// Counts the call against its session's `agent_rate`: over it, 429 with `Retry-After`, and an audit line.
-async fn throttle(th: &TokenHandler, req: &HttpRequest) -> Result<(), AgentError> {
-    let Some(limiter) = &th.agent_limit else { return Ok(()) };
-    let Some(session) = session_key(th, req) else { return Ok(()) };
-    limiter.check(&session).await.map_err(|exceeded| {
-        let retry_after = exceeded.retry_after_secs();
-        log::warn!(
-            target: "shroud::audit",
-            "{}",
-            json!({ "agent": "rate_limited", "method": req.method().as_str(), "path": req.path(), "retry_after": retry_after })
-        );
-        AgentError::too_many_requests(retry_after)
-    })
+/// Counts the call against its source IP's `agent_rate_per_ip` and its session's `agent_rate`: over
+/// either, 429 with `Retry-After`, and an audit line naming the limit.
+async fn throttle(th: &TokenHandler, gateway: &Gateway, req: &HttpRequest) -> Result<(), AgentError> {
+    let over = |limit: &'static str| {
+        move |exceeded: crate::rate_limit::Exceeded| {
+            let retry_after = exceeded.retry_after_secs();
+            log::warn!(
+                target: "shroud::audit",
+                "{}",
+                json!({ "agent": "rate_limited", "limit": limit, "method": req.method().as_str(), "path": req.path(), "retry_after": retry_after })
+            );
+            AgentError::too_many_requests(retry_after)
+        }
+    };
+    let source = || gateway.trusted_proxies.source_ip(req);
+    if let Some((limiter, ip)) = th.agent_limit_per_ip.as_ref().and_then(|limiter| Some((limiter, source()?))) {
+        let key = match ip {
+            IpAddr::V4(v4) => v4.octets().to_vec(),
+            IpAddr::V6(v6) => v6.octets().to_vec(),
+        };
+        limiter.check(&key).await.map_err(over("ip"))?;
+    }
+    if let (Some(limiter), Some(session)) = (&th.agent_limit, session_key(th, req)) {
+        limiter.check(&session).await.map_err(over("session"))?;
+    }
+    Ok(())
 }
 
 /// Data-changing endpoints: Origin must be present and trusted.

@@ -51,6 +51,8 @@ pub struct TokenHandler {
     pub sessions: Arc<Sessions>,
     /// `agent_rate`: calls to the agent per session, if limited.
     pub agent_limit: Option<Limiter>,
+    /// `agent_rate_per_ip`: calls to the agent per source IP, if limited.
+    pub agent_limit_per_ip: Option<Limiter>,
     /// Back-channel logout tokens taken (replay detection).
     used_logout_tokens: UsedLogoutTokens,
     issuer: Arc<Issuer>,
@@ -85,14 +87,15 @@ impl TokenHandler {
         );
         let cors = Cors::new(&t.trusted_web_origins, jar.csrf_header());
         // Validated at start: an unreadable rate cannot reach this point.
-        let agent_rate = Rate::parse(&t.agent_rate).ok().flatten();
+        let rate = |text: &str| Rate::parse(text).ok().flatten();
         let shared = redis.as_ref().map(|redis| (redis.clone(), sealer.clone()));
         Ok(TokenHandler {
             config: t.clone(),
             cors,
             oauth: OAuthClient::new(http, auth, t),
             sessions: Arc::new(Sessions::new(sealer.clone(), redis.clone())),
-            agent_limit: agent_rate.map(|rate| Limiter::new(rate, "agent:session", shared)),
+            agent_limit: rate(&t.agent_rate).map(|rate| Limiter::new(rate, "agent:session", shared.clone())),
+            agent_limit_per_ip: rate(&t.agent_rate_per_ip).map(|rate| Limiter::new(rate, "agent:ip", shared)),
             used_logout_tokens: UsedLogoutTokens::new(sealer.clone(), redis, config.issuer.leeway_seconds),
             issuer,
             refreshes: moka::future::Cache::builder().max_capacity(100_000).time_to_live(REFRESH_SHARING).build(),

@@ -866,3 +866,35 @@ async fn the_shared_session_index_stays_bounded() {
     assert_eq!(spa.send(Method::GET, "/spa/x", None).await.status(), 401, "a recent earlier access token");
     assert_eq!(api.hits(), hits);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_calls_are_limited_per_ip_sessions_or_not() {
+    let env = Env::with(ResponseMode::Rfc9701, |c| {
+        let mut c = token_handler_config(c);
+        c.token_handler.agent_rate_per_ip = "4/h".into();
+        c
+    });
+    let mut spa = Browser::new(&env.shroud.url());
+    spa.login().await; // login/start and login/end: two calls
+    let grants = env.idp.code_grants();
+    let mut stranger = Browser::new(&env.shroud.url());
+    let callback = stranger.start_login().await; // a third call, without a session
+    assert_eq!(spa.send(Method::GET, "/oauth-agent/claims", None).await.status(), 200, "the fourth");
+    // Over the limit, with or without a session: no call to the authorization server.
+    let resp = stranger.end_login(&callback).await;
+    assert!(resp.headers().get("retry-after").is_some());
+    assert_agent_error(resp, 429, "too_many_requests").await;
+    assert_agent_error(spa.send(Method::POST, "/oauth-agent/refresh", None).await, 429, "too_many_requests").await;
+    assert_eq!(env.idp.code_grants(), grants);
+    // Back-channel logout is not counted: the authorization server calls it for every user.
+    let access = spa.decrypt("shroud-at", &[KEY1]).unwrap();
+    let (sid, _) = env.idp.session_of(&access).unwrap();
+    let token = env.idp.logout_token(LogoutSpec { sid: Some(sid), ..Default::default() });
+    let resp = client()
+        .post(format!("{}/oauth-agent/backchannel-logout", env.shroud.url()))
+        .form(&[("logout_token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
