@@ -14,7 +14,6 @@ use crate::jose::mint::PhantomSigner;
 use crate::metrics::Metrics;
 use crate::pipeline::route::RouteTable;
 use crate::pipeline::throttle::{LimitSource, TrustedProxies};
-use crate::token_handler::sessions::Sessions;
 use crate::token_handler::TokenHandler;
 use crate::transport::{OutboundTls, ServerTls};
 use std::sync::Arc;
@@ -161,14 +160,13 @@ impl Gateway {
         let trusted_proxies = TrustedProxies::new(&config.rate_limit.trusted_proxies);
         let token_handler = match token_handler_auth {
             Some(auth) => {
-                let sessions = Arc::new(Sessions::new(sealer.clone(), redis));
                 let th_http = match auth.identity() {
                     Some(identity) => {
                         as_client(timeout, &outbound_tls, Some(identity), "token_handler.client_cert_file")?
                     }
                     None => http.clone(),
                 };
-                Some(TokenHandler::build(&config, th_http, auth, issuer.clone(), sealer, sessions)?)
+                Some(TokenHandler::build(&config, th_http, auth, issuer.clone(), sealer, redis)?)
             }
             None => None,
         };

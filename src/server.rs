@@ -131,6 +131,9 @@ fn discover_in_background(gateway: Arc<Gateway>) {
         loop {
             actix_web::rt::time::sleep(Duration::from_secs(60)).await;
             limits.routes.forget_idle_limits();
+            if let Some(th) = &limits.token_handler {
+                th.agent_limit.iter().chain(th.agent_limit_per_ip.iter()).for_each(|l| l.forget_idle());
+            }
         }
     });
     actix_web::rt::spawn(async move {

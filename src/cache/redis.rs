@@ -258,21 +258,6 @@ impl RedisTier {
         self.run(redis::cmd("SET").arg(key).arg(value).arg("PX").arg(millis)).await
     }
 
-    /// SADD `members` to the set `key` and (re)set its expiry (one key: one node, also in a cluster).
-    pub async fn add_to_set(&self, key: &str, members: &[String], ttl: Duration) -> Result<(), String> {
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("SADD")
-            .arg(key)
-            .arg(members)
-            .ignore()
-            .cmd("EXPIRE")
-            .arg(key)
-            .arg(ttl.as_secs().max(1))
-            .ignore();
-        self.run_pipeline(&pipe).await
-    }
-
     /// Adds `member` to the sorted set `key` with its expiry (`until`, unix seconds) as score, drops the
     /// members that expired, and keeps the set `ttl` past this addition: an index that lists only live
     /// entries, however many come and go.
@@ -300,11 +285,6 @@ impl RedisTier {
     /// The members of the sorted set `key` that have not expired (score ≥ now).
     pub async fn index_members(&self, key: &str) -> Result<Vec<String>, String> {
         self.run(redis::cmd("ZRANGEBYSCORE").arg(key).arg(crate::grant::now_secs()).arg("+inf")).await
-    }
-
-    /// SMEMBERS `key`.
-    pub async fn set_members(&self, key: &str) -> Result<Vec<String>, String> {
-        self.run(redis::cmd("SMEMBERS").arg(key)).await
     }
 
     /// SET `key` to "1" with an expiry in seconds.

@@ -486,6 +486,13 @@ pub struct TokenHandlerConfig {
     /// Names the cookies `__Host-<prefix>-…`, so a sibling subdomain cannot set them: needs
     /// `cookie_secure = true` and no `cookie_domain`, and puts every cookie on `Path=/`.
     pub cookie_host_prefix: bool,
+    /// Calls to the OAuth Agent allowed per session (`"60/min"`, or `"off"`); over it → 429. The session is
+    /// the ID token's `sid`, else the refresh or access token (each only as an HMAC). Back-channel logout
+    /// is not counted.
+    pub agent_rate: String,
+    /// Calls to the OAuth Agent allowed per source IP (as `[rate_limit] per_ip` finds it, behind
+    /// `trusted_proxies`), sessions or not (`"off"` by default); back-channel logout is not counted.
+    pub agent_rate_per_ip: String,
 }
 
 /// The cookie value format (`token_handler.cookie_format`).
@@ -521,6 +528,8 @@ impl Default for TokenHandlerConfig {
             cookie_secure: true,
             cookie_format: CookieFormat::Bound,
             cookie_host_prefix: false,
+            agent_rate: "60/min".into(),
+            agent_rate_per_ip: "off".into(),
         }
     }
 }

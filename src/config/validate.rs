@@ -149,6 +149,9 @@ impl Config {
                 "__Host- cookies need cookie_secure = true and no cookie_domain",
             ));
         }
+        crate::rate_limit::Rate::parse(&t.agent_rate).map_err(|e| ConfigError::new(key("agent_rate"), e))?;
+        crate::rate_limit::Rate::parse(&t.agent_rate_per_ip)
+            .map_err(|e| ConfigError::new(key("agent_rate_per_ip"), e))?;
         Ok(())
     }
 
@@ -567,6 +570,12 @@ mod tests {
         assert_eq!(c.validate().unwrap_err().key, "token_handler.private_key_file");
         c.token_handler.private_key_file = "k.pem".into();
         c.validate().unwrap();
+        c.token_handler.agent_rate = "60/day".into();
+        assert_eq!(c.validate().unwrap_err().key, "token_handler.agent_rate");
+        c.token_handler.agent_rate = "off".into();
+        c.validate().unwrap();
+        c.token_handler.agent_rate_per_ip = "x/s".into();
+        assert_eq!(c.validate().unwrap_err().key, "token_handler.agent_rate_per_ip");
     }
 
     #[test]

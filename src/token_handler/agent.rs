@@ -6,6 +6,7 @@ use super::cookies::{Kind, ALL};
 use super::cors::{is_preflight, OriginCheck};
 use super::error::AgentError;
 use super::oauth::{GrantError, LoginState, TokenResponse, RESERVED_PARAMS};
+use super::sessions::{Listed, SESSION_TTL};
 use super::TokenHandler;
 use crate::gateway::Gateway;
 use crate::issuer::Metadata;
@@ -16,7 +17,7 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// `Allow` of the endpoints that take POST (and answer preflights).
 const POST_ENDPOINT: &str = "POST, OPTIONS";
@@ -93,9 +94,18 @@ fn finish(
     response
 }
 
-/// Runs one endpoint with the token handler, the request's origin check and the common finish; a request
-/// that carries one of the token handler's cookies twice is refused first.
+/// Runs one endpoint with the token handler, the request's origin check, the session's rate limit and
+/// the common finish; a request that carries one of the token handler's cookies twice is refused first.
 async fn run<'a, F, Fut>(req: &'a HttpRequest, gateway: &'a Gateway, endpoint: F) -> HttpResponse
+where
+    F: FnOnce(&'a TokenHandler, OriginCheck) -> Fut,
+    Fut: std::future::Future<Output = Outcome>,
+{
+    run_counted(req, gateway, true, endpoint).await
+}
+
+/// [`run`], counting the call against the session's `agent_rate` when `counted`.
+async fn run_counted<'a, F, Fut>(req: &'a HttpRequest, gateway: &'a Gateway, counted: bool, endpoint: F) -> HttpResponse
 where
     F: FnOnce(&'a TokenHandler, OriginCheck) -> Fut,
     Fut: std::future::Future<Output = Outcome>,
@@ -110,9 +120,52 @@ where
             log::warn!(target: "shroud::agent", "the cookie {name} was sent more than once (cookie tossing?)");
             Err(AgentError::unauthorized("a token handler cookie was sent more than once"))
         }
+        None if counted => match throttle(th, gateway, req).await {
+            Ok(()) => endpoint(th, origin.clone()).await,
+            Err(error) => Err(error),
+        },
         None => endpoint(th, origin.clone()).await,
     };
     finish(th, req, &origin, started, outcome)
+}
+
+/// The session a call belongs to, for its rate limit: the ID token's `sid`, else the refresh token, else
+/// the access token (from cookies that decrypt), as an HMAC. `None` for calls without a session.
+fn session_key(th: &TokenHandler, req: &HttpRequest) -> Option<crate::cache::seal::CacheKey> {
+    let decrypted = |kind| th.jar.read(req.headers(), kind).and_then(Result::ok);
+    let sid = decrypted(Kind::IdToken)
+        .and_then(|t| stored_claims(&t))
+        .and_then(|c| c.get("sid").and_then(Value::as_str).map(|sid| format!("sid:{sid}")));
+    let session = sid
+        .or_else(|| decrypted(Kind::RefreshToken).map(|t| format!("rt:{t}")))
+        .or_else(|| decrypted(Kind::AccessToken).map(|t| format!("at:{t}")))?;
+    Some(th.sealer().key(&session))
+}
+
+/// Counts the call against its source IP's `agent_rate_per_ip` and its session's `agent_rate`: over
+/// either, 429 with `Retry-After`, and an audit line naming the limit.
+async fn throttle(th: &TokenHandler, gateway: &Gateway, req: &HttpRequest) -> Result<(), AgentError> {
+    let over = |limit: &'static str| {
+        move |exceeded: crate::rate_limit::Exceeded| {
+            let retry_after = exceeded.retry_after_secs();
+            log::warn!(
+                target: "shroud::audit",
+                "{}",
+                json!({ "agent": "rate_limited", "limit": limit, "method": req.method().as_str(), "path": req.path(), "retry_after": retry_after })
+            );
+            AgentError::too_many_requests(retry_after)
+        }
+    };
+    let source = || gateway.trusted_proxies.source_ip(req);
+    if let Some((limiter, ip)) = th.agent_limit_per_ip.as_ref().and_then(|limiter| Some((limiter, source()?))) {
+        // Keyed as the routes' per-IP limits are: IPv6 sources per `rate_limit.ipv6_prefix_length` network.
+        let key = crate::pipeline::throttle::source_key(ip, gateway.config.rate_limit.ipv6_prefix_length());
+        limiter.check(&key).await.map_err(over("ip"))?;
+    }
+    if let (Some(limiter), Some(session)) = (&th.agent_limit, session_key(th, req)) {
+        limiter.check(&session).await.map_err(over("session"))?;
+    }
+    Ok(())
 }
 
 /// Data-changing endpoints: Origin must be present and trusted.
@@ -329,12 +382,17 @@ fn set_token_cookies(th: &TokenHandler, builder: &mut HttpResponseBuilder, token
     }
 }
 
-/// Indexes the session's tokens by `sid` and `sub`, for back-channel logout.
+/// Indexes the session's tokens by `sid` and `sub`, for logout and back-channel logout: the access
+/// token for its `expires_in` (the longest a session is remembered when not told), the refresh token for
+/// that longest time.
 async fn remember_session(th: &TokenHandler, id_claims: Option<&Map<String, Value>>, tokens: &TokenResponse) {
     let claim = |name: &str| id_claims.and_then(|c| c.get(name)).and_then(Value::as_str);
-    let mut owned: Vec<&str> = vec![&tokens.access_token];
+    let mut owned = vec![Listed {
+        token: &tokens.access_token,
+        lifetime: tokens.expires_in.map_or(SESSION_TTL, Duration::from_secs),
+    }];
     if let Some(rt) = &tokens.refresh_token {
-        owned.push(rt);
+        owned.push(Listed { token: rt, lifetime: SESSION_TTL });
     }
     th.sessions.record(claim("sid"), claim("sub"), &owned).await;
 }
@@ -413,9 +471,16 @@ async fn logout(http_req: HttpRequest, gateway: web::Data<Gateway>) -> HttpRespo
         if let (Some(rt), Some(revocation)) = (&refresh_token, metadata.revocation_endpoint.as_deref()) {
             th.oauth.revoke(revocation, &metadata.issuer, rt).await;
         }
-        let mut ended = vec![gw.cache.key(&access_token)];
+        // Every token the session index holds for this session (earlier access tokens included), and
+        // this request's own.
+        let sid = id_token.as_deref().and_then(stored_claims).and_then(|c| c.get("sid")?.as_str().map(str::to_string));
+        let mut ended = th.sessions.listed(sid.as_deref(), None).await;
+        ended.push(gw.cache.key(&access_token));
         ended.extend(refresh_token.as_deref().map(|rt| gw.cache.key(rt)));
+        ended.sort_unstable();
+        ended.dedup();
         th.sessions.deny(&ended, &gw.cache).await;
+        log::info!(target: "shroud::agent", "logout ended {} token(s)", ended.len());
         let url = th.oauth.end_session_url(metadata.end_session_endpoint.as_deref(), id_token.as_deref());
         let mut builder = HttpResponse::Ok();
         builder.insert_header((header::CACHE_CONTROL, "no-store"));
@@ -433,13 +498,14 @@ struct LogoutForm {
 async fn backchannel_logout(http_req: HttpRequest, payload: web::Payload, gateway: web::Data<Gateway>) -> HttpResponse {
     let gw = gateway.clone();
     let req = &http_req;
-    run(req, &gateway, |th, _origin| async move {
+    // Not counted against a session: the authorization server calls it for many users.
+    run_counted(req, &gateway, false, |th, _origin| async move {
         let form: LogoutForm = serde_urlencoded::from_bytes(&read_body(payload).await?)
-            .map_err(|_| AgentError::invalid_request("no logout_token"))?;
+            .map_err(|_| AgentError::invalid_request("no logout_token").with_oauth_fields())?;
         let metadata = metadata(th).await?;
         let claims = th.verify_logout_token(&form.logout_token, &metadata.issuer).await.map_err(|e| {
             log::warn!("logout token refused: {}", e.reason());
-            AgentError::invalid_request("the logout token is not valid")
+            AgentError::invalid_request(e.message()).with_oauth_fields()
         })?;
         let sid = claims.get("sid").and_then(Value::as_str);
         let sub = claims.get("sub").and_then(Value::as_str);

@@ -17,11 +17,24 @@ pub struct AgentError {
     pub clears_session: bool,
     /// The `Allow` header of a 405: the methods the endpoint takes.
     pub allow: Option<&'static str>,
+    /// The `Retry-After` header of a 429, in seconds.
+    pub retry_after: Option<u64>,
+    /// Whether the body also carries OAuth 2.0's `error` and `error_description` (RFC 6749 §5.2), as
+    /// OpenID Connect Back-Channel Logout §2.8 asks of a refused logout token.
+    pub oauth_fields: bool,
 }
 
 impl AgentError {
     fn new(status: StatusCode, code: &'static str, message: &'static str) -> AgentError {
-        AgentError { status, code: code.into(), message: message.into(), clears_session: false, allow: None }
+        AgentError {
+            status,
+            code: code.into(),
+            message: message.into(),
+            clears_session: false,
+            allow: None,
+            retry_after: None,
+            oauth_fields: false,
+        }
     }
 
     /// 401 `unauthorized_request`: bad Origin, missing or undecryptable cookie, CSRF mismatch.
@@ -64,6 +77,8 @@ impl AgentError {
             message: "the authorization server returned an error".into(),
             clears_session: false,
             allow: None,
+            retry_after: None,
+            oauth_fields: false,
         }
     }
 
@@ -82,6 +97,24 @@ impl AgentError {
         AgentError {
             allow: Some(allow),
             ..AgentError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this method is not allowed here")
+        }
+    }
+
+    /// The same error, its body also carrying `error` and `error_description`.
+    pub fn with_oauth_fields(self) -> AgentError {
+        AgentError { oauth_fields: true, ..self }
+    }
+
+    /// 429 `too_many_requests`: the session's `agent_rate` is spent; `retry_after` seconds until the next
+    /// call is allowed (`Retry-After`).
+    pub fn too_many_requests(retry_after: u64) -> AgentError {
+        AgentError {
+            retry_after: Some(retry_after),
+            ..AgentError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "too many calls for this session: retry later",
+            )
         }
     }
 
@@ -117,7 +150,15 @@ impl ResponseError for AgentError {
         if let Some(allow) = self.allow {
             builder.insert_header(("allow", allow));
         }
-        builder.json(serde_json::json!({ "code": self.code, "message": self.message }))
+        if let Some(seconds) = self.retry_after {
+            builder.insert_header(("retry-after", seconds.to_string()));
+        }
+        let mut body = serde_json::json!({ "code": self.code, "message": self.message });
+        if self.oauth_fields {
+            body["error"] = serde_json::json!(self.code);
+            body["error_description"] = serde_json::json!(self.message);
+        }
+        builder.json(body)
     }
 }
 

@@ -12,12 +12,15 @@ pub mod oauth;
 pub mod proxy;
 pub mod sessions;
 
+use crate::cache::redis::RedisTier;
 use crate::cache::seal::{CacheKey, Sealer};
 use crate::config::{validate::hex_key, Config, TokenHandlerConfig};
 use crate::gateway::BuildError;
 use crate::grant::now_secs;
 use crate::issuer::Issuer;
 use crate::jose::verify::{verify, Expectations, TypRule, VerifyError};
+use crate::rate_limit::{Limiter, Rate};
+use backchannel::UsedLogoutTokens;
 use cookies::{CookieJar, Kind};
 use cors::Cors;
 use crypto::CookieCipher;
@@ -46,6 +49,12 @@ pub struct TokenHandler {
     pub oauth: OAuthClient,
     /// Sessions: index and denylist.
     pub sessions: Arc<Sessions>,
+    /// `agent_rate`: calls to the agent per session, if limited.
+    pub agent_limit: Option<Limiter>,
+    /// `agent_rate_per_ip`: calls to the agent per source IP, if limited.
+    pub agent_limit_per_ip: Option<Limiter>,
+    /// Back-channel logout tokens taken (replay detection).
+    used_logout_tokens: UsedLogoutTokens,
     issuer: Arc<Issuer>,
     refreshes: moka::future::Cache<CacheKey, Arc<RefreshOutcome>>,
     sealer: Sealer,
@@ -53,14 +62,15 @@ pub struct TokenHandler {
 }
 
 impl TokenHandler {
-    /// Builds the token handler from a validated configuration.
+    /// Builds the token handler from a validated configuration; `redis` (with the Redis cache backend)
+    /// shares the agent's rate limit and the logout tokens taken between instances.
     pub fn build(
         config: &Config,
         http: reqwest::Client,
         auth: crate::client_auth::ClientAuth,
         issuer: Arc<Issuer>,
         sealer: Sealer,
-        sessions: Arc<Sessions>,
+        redis: Option<Arc<RedisTier>>,
     ) -> Result<TokenHandler, BuildError> {
         let t = &config.token_handler;
         let keys = t
@@ -77,17 +87,28 @@ impl TokenHandler {
             CookieCipher::new(&keys, t.cookie_format),
         );
         let cors = Cors::new(&t.trusted_web_origins, jar.csrf_header());
+        // Validated at start: an unreadable rate cannot reach this point.
+        let rate = |text: &str| Rate::parse(text).ok().flatten();
+        let shared = redis.as_ref().map(|redis| (redis.clone(), sealer.clone()));
         Ok(TokenHandler {
             config: t.clone(),
             cors,
             oauth: OAuthClient::new(http, auth, t),
-            sessions,
+            sessions: Arc::new(Sessions::new(sealer.clone(), redis.clone())),
+            agent_limit: rate(&t.agent_rate).map(|rate| Limiter::new(rate, "agent:session", shared.clone())),
+            agent_limit_per_ip: rate(&t.agent_rate_per_ip).map(|rate| Limiter::new(rate, "agent:ip", shared)),
+            used_logout_tokens: UsedLogoutTokens::new(sealer.clone(), redis, config.issuer.leeway_seconds),
             issuer,
             refreshes: moka::future::Cache::builder().max_capacity(100_000).time_to_live(REFRESH_SHARING).build(),
             jar,
             sealer,
             leeway: config.issuer.leeway_seconds,
         })
+    }
+
+    /// The key hasher (HMACs of tokens and session ids).
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
     }
 
     /// The issuer.

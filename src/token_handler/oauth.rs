@@ -60,6 +60,9 @@ impl LoginState {
 pub struct TokenResponse {
     /// The access token (opaque to Shroud until exchanged).
     pub access_token: String,
+    /// The access token's lifetime in seconds, if told.
+    #[serde(default)]
+    pub expires_in: Option<u64>,
     /// The refresh token, if issued.
     pub refresh_token: Option<String>,
     /// The ID token, if issued.

@@ -95,6 +95,11 @@ impl Served {
         panic!("shroud serve did not come up:\n{}", served.logs());
     }
 
+    /// The process id (to read its memory use from `/proc`).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// Stops the process and returns everything it wrote.
     pub(crate) fn logs(mut self) -> String {
         let mut child = self.child.take().expect("running");

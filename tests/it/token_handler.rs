@@ -446,7 +446,7 @@ async fn backchannel_logout_reaches_every_instance_sharing_redis() {
     let token = idp.logout_token(LogoutSpec { sid: Some(sid), ..Default::default() });
     let resp = client()
         .post(format!("{}/oauth-agent/backchannel-logout", a.url()))
-        .form(&[("logout_token", token)])
+        .form(&[("logout_token", token.clone())])
         .send()
         .await
         .unwrap();
@@ -461,6 +461,14 @@ async fn backchannel_logout_reaches_every_instance_sharing_redis() {
     }
     assert!(refused, "instance B refuses the session within a second");
     assert_agent_error(on_b.send(Method::POST, "/oauth-agent/refresh", None).await, 401, "session_expired").await;
+    // The same logout token, replayed on the other instance, is refused: the replay cache is shared.
+    let resp = client()
+        .post(format!("{}/oauth-agent/backchannel-logout", b.url()))
+        .form(&[("logout_token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_agent_error(resp, 400, "invalid_request").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -567,4 +575,325 @@ async fn oversized_agent_bodies_are_a_json_413_with_cors() {
     let mut spa = Browser::new(&env.shroud.url());
     let long = format!("{ORIGIN}/page?{}", "b".repeat(8 * 1024));
     assert_eq!(spa.end_login(&long).await.status(), 200);
+}
+
+/// A `shroud serve` configuration with the token handler and a `/spa` cookie route, over `idp` and `api`,
+/// listening on `port`: the Redis backend on `redis_url` when given, else the in-process one.
+/// `token_handler` adds lines to `[token_handler]`.
+fn served_spa(port: u16, idp: &FakeAs, api: &EchoUpstream, redis_url: Option<&str>, token_handler: &str) -> String {
+    let section = format!(
+        "\n[token_handler]\nenabled = true\nclient_secret = \"webapp-secret\"\ncookie_encryption_keys = [\"{KEY1}\"]\n{token_handler}\n"
+    );
+    let mut text = crate::cli::base_config(&section)
+        + "\n[[routes]]\npath_prefix = \"/spa\"\nupstream = \"http://127.0.0.1:7001\"\ncredentials = \"cookie\"\nrequired_scopes = [\"read\"]\n";
+    if let Some(url) = redis_url {
+        text = text
+            .replace("redis://:redis-password-123@127.0.0.1:6379/0", url)
+            .replace("backend = \"redis\"", "backend = \"redis\" # shared");
+    }
+    crate::cli::served_config(&text, port, &idp.url(), &api.url())
+        .replace("backend = \"memory\" # shared", "backend = \"redis\"")
+}
+
+/// The `shroud::audit` lines of `logs`, as JSON.
+fn audit_lines(logs: &str) -> Vec<serde_json::Value> {
+    logs.lines()
+        .filter(|l| l.contains("shroud::audit"))
+        .map(|l| serde_json::from_str(&l[l.find('{').expect("JSON")..]).expect("each audit line is JSON"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_ends_every_token_of_the_session_on_every_instance() {
+    let redis = RedisServer::start();
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let (port_a, port_b) = (shroud_testkit::net::free_port(), shroud_testkit::net::free_port());
+    let a = crate::cli::Served::start(&served_spa(port_a, &idp, &api, Some(&redis.url()), ""), port_a, "info").await;
+    let b = crate::cli::Served::start(&served_spa(port_b, &idp, &api, Some(&redis.url()), ""), port_b, "info").await;
+    let mut on_a = Browser::new(&a.base);
+    on_a.login().await;
+    // The first access-token cookie is used on both instances (each caches its grant), then refreshed.
+    let mut old = Browser::new(&b.base);
+    old.cookies = on_a.cookies.clone();
+    old.csrf = on_a.csrf.clone();
+    assert_eq!(on_a.send(Method::GET, "/spa/first", None).await.status(), 200);
+    assert_eq!(old.send(Method::GET, "/spa/first", None).await.status(), 200);
+    assert_eq!(on_a.send(Method::POST, "/oauth-agent/refresh", None).await.status(), 204);
+    assert_ne!(on_a.cookies["shroud-at"].value, old.cookies["shroud-at"].value, "a new access-token cookie");
+    assert_eq!(on_a.send(Method::GET, "/spa/second", None).await.status(), 200);
+    // Logout with the new cookies only, on the instance that saw neither the login nor the refresh: it
+    // learns the session's earlier tokens from the shared index.
+    let mut on_b = Browser::new(&b.base);
+    on_b.cookies = on_a.cookies.clone();
+    on_b.csrf = on_a.csrf.clone();
+    assert_eq!(on_b.send(Method::POST, "/oauth-agent/logout", None).await.status(), 200);
+    let hits = api.hits();
+    let old_at = format!("shroud-at={}", old.cookies["shroud-at"].value);
+    let http = client();
+    let started = std::time::Instant::now();
+    for base in [&a.base, &b.base] {
+        loop {
+            let resp = http.get(format!("{base}/spa/stale")).header("cookie", &old_at).send().await.unwrap();
+            if resp.status() == 401 {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(2), "{base} still accepts the old access-token cookie");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(api.hits(), hits, "nothing was forwarded with the old cookie");
+    for served in [a, b] {
+        let logs = served.logs();
+        let stale: Vec<_> = audit_lines(&logs).into_iter().filter(|l| l["path"] == "/spa/stale").collect();
+        assert!(!stale.is_empty(), "an audit line for the refusal:\n{logs}");
+        for line in stale {
+            assert_eq!((line["decision"].as_str(), line["reason"].as_str()), (Some("deny"), Some("invalid_token")));
+            assert_eq!(line["status"], 401);
+        }
+    }
+}
+
+/// VmRSS of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+}
+
+/// One browser's cookies, replayed by many concurrent callers of `/refresh`.
+struct Replayer {
+    base: String,
+    csrf: String,
+    http: reqwest::Client,
+    /// The replayed cookie header, and when it was adopted.
+    cookies: std::sync::Mutex<(String, std::time::Instant)>,
+}
+
+impl Replayer {
+    /// A replay of `spa`'s cookies.
+    fn of(spa: &Browser) -> Replayer {
+        Replayer {
+            base: spa.base.clone(),
+            csrf: spa.csrf.clone().unwrap(),
+            http: reqwest::Client::new(),
+            cookies: std::sync::Mutex::new((spa.cookie_header("/oauth-agent/refresh"), std::time::Instant::now())),
+        }
+    }
+
+    /// One refresh with the replayed cookies. Every 20 s the cookies of the answer are adopted, so that the
+    /// replay goes on past the 30 s for which one refresh token's grant is shared (as an attacker would).
+    async fn refresh(&self) -> u16 {
+        let cookies = self.cookies.lock().unwrap().0.clone();
+        let resp = self
+            .http
+            .post(format!("{}/oauth-agent/refresh", self.base))
+            .header("origin", ORIGIN)
+            .header("x-shroud-csrf", &self.csrf)
+            .header("cookie", cookies)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let mut held = self.cookies.lock().unwrap();
+        if status == 204 && held.1.elapsed() > Duration::from_secs(20) {
+            let mut fresh: std::collections::BTreeMap<String, String> = held
+                .0
+                .split("; ")
+                .filter_map(|p| p.split_once('=').map(|(n, v)| (n.to_string(), v.to_string())))
+                .collect();
+            for line in resp.headers().get_all("set-cookie") {
+                let pair = line.to_str().unwrap().split(';').next().unwrap();
+                let (name, value) = pair.split_once('=').unwrap();
+                fresh.insert(name.into(), value.into());
+            }
+            *held = (
+                fresh.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; "),
+                std::time::Instant::now(),
+            );
+        }
+        status
+    }
+
+    /// The median time of `n` refreshes one after another.
+    async fn median_latency(&self, n: usize) -> Duration {
+        let mut times = Vec::with_capacity(n);
+        for _ in 0..n {
+            let started = std::time::Instant::now();
+            assert_eq!(self.refresh().await, 204);
+            times.push(started.elapsed());
+        }
+        times.sort();
+        times[n / 2]
+    }
+}
+
+/// Replayed refreshes.
+const REPLAYS: usize = 100_000;
+/// How much the process may grow while they run.
+const RSS_CEILING_KIB: u64 = 48 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_refreshes_keep_memory_and_latency_flat() {
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let port = shroud_testkit::net::free_port();
+    let served =
+        crate::cli::Served::start(&served_spa(port, &idp, &api, None, "agent_rate = \"off\""), port, "warn").await;
+    let pid = served.pid();
+    let mut spa = Browser::new(&served.base);
+    spa.login().await;
+    let replayer = std::sync::Arc::new(Replayer::of(&spa));
+    for _ in 0..2_000 {
+        assert_eq!(replayer.refresh().await, 204);
+    }
+    let first = replayer.median_latency(200).await;
+    let baseline = rss_kib(pid);
+    let started = std::time::Instant::now();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (replayer, done) = (replayer.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut failed = 0;
+                while done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < REPLAYS {
+                    failed += usize::from(replayer.refresh().await != 204);
+                }
+                failed
+            })
+        })
+        .collect();
+    let mut peak = baseline;
+    while !workers.iter().all(|w| w.is_finished()) {
+        peak = peak.max(rss_kib(pid));
+        assert!(
+            peak <= baseline + RSS_CEILING_KIB,
+            "after {} replays the process holds {peak} KiB, {baseline} KiB before",
+            done.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut failed = 0;
+    for worker in workers {
+        failed += worker.await.unwrap();
+    }
+    assert_eq!(failed, 0, "every replayed refresh succeeded");
+    let last = replayer.median_latency(200).await;
+    println!(
+        "{REPLAYS} replays in {:.1} s; RSS {baseline} → peak {peak} KiB; median refresh {first:?} → {last:?}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(last <= first * 3, "a refresh after {REPLAYS} replays takes {last:?}, the first ones {first:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_calls_are_limited_per_session() {
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let port = shroud_testkit::net::free_port();
+    let served =
+        crate::cli::Served::start(&served_spa(port, &idp, &api, None, "agent_rate = \"3/h\""), port, "info").await;
+    let mut spa = Browser::new(&served.base);
+    spa.login().await;
+    let mut other = Browser::new(&served.base);
+    other.login().await;
+    assert_eq!(spa.send(Method::GET, "/oauth-agent/claims", None).await.status(), 200);
+    assert_eq!(spa.send(Method::GET, "/oauth-agent/claims", None).await.status(), 200);
+    assert_eq!(spa.send(Method::POST, "/oauth-agent/refresh", None).await.status(), 204);
+    let grants = idp.refresh_grants();
+    // The session's budget follows it across the refresh (new cookies, same session).
+    let resp = spa.send(Method::POST, "/oauth-agent/refresh", None).await;
+    assert_eq!(resp.headers()["access-control-allow-origin"], ORIGIN, "CORS on the refusal");
+    let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=1200).contains(&retry), "Retry-After {retry}");
+    assert!(resp.headers().get("set-cookie").is_none(), "the session is kept");
+    assert_agent_error(resp, 429, "too_many_requests").await;
+    assert_eq!(idp.refresh_grants(), grants, "the authorization server was not called");
+    assert_eq!(other.send(Method::GET, "/oauth-agent/claims", None).await.status(), 200, "other sessions are not");
+    assert_eq!(spa.send(Method::GET, "/spa/x", None).await.status(), 200, "API routes are not limited by it");
+    let logs = served.logs();
+    assert!(logs.contains("refused: too_many_requests"), "a log line:\n{logs}");
+    let limited: Vec<_> = audit_lines(&logs).into_iter().filter(|l| l["agent"] == "rate_limited").collect();
+    assert_eq!(limited.len(), 1, "one audit line:\n{logs}");
+    assert_eq!(limited[0]["path"], "/oauth-agent/refresh");
+    let cookie = &spa.cookies["shroud-auth"].value;
+    assert!(!logs.contains(cookie.as_str()), "no cookie in the logs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_session_index_stays_bounded() {
+    let redis = RedisServer::start();
+    let idp = FakeAs::start();
+    let api = EchoUpstream::start();
+    let mut c = with_redis(token_handler_config(config(&idp, &api, ResponseMode::Json)), &redis.url());
+    c.token_handler.agent_rate = "off".into();
+    let shroud = start(c);
+    let mut spa = Browser::new(&shroud.url());
+    spa.login().await;
+    // Replays of one set of cookies, then real rotations: more tokens than an index keeps.
+    let replayed = spa.cookies.clone();
+    for _ in 0..50 {
+        spa.cookies = replayed.clone();
+        assert_eq!(spa.send(Method::POST, "/oauth-agent/refresh", None).await.status(), 204);
+    }
+    let mut recent = None;
+    for round in 0..40 {
+        assert_eq!(spa.send(Method::POST, "/oauth-agent/refresh", None).await.status(), 204);
+        if round == 35 {
+            assert_eq!(spa.send(Method::GET, "/spa/x", None).await.status(), 200, "its grant is cached");
+            recent = Some(spa.cookies.clone());
+        }
+    }
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    let mut indexes: Vec<String> = redis::cmd("KEYS").arg("shroud:v1:sessions:*").query(&mut conn).unwrap();
+    indexes.sort();
+    assert_eq!(indexes.len(), 2, "one index for the sid, one for the sub: {indexes:?}");
+    for index in &indexes {
+        let listed: usize = redis::cmd("ZCARD").arg(index).query(&mut conn).unwrap();
+        assert_eq!(listed, shroud::token_handler::sessions::MAX_KEYS_PER_INDEX, "{index}: 82 tokens, capped");
+        let ttl: i64 = redis::cmd("TTL").arg(index).query(&mut conn).unwrap();
+        let week = shroud::token_handler::sessions::SESSION_TTL.as_secs() as i64;
+        assert!(ttl > week - 60 && ttl <= week + 1, "{index} expires with its last listing: {ttl} s");
+    }
+    // The latest tokens are the ones kept: a logout still ends a recent earlier access token at once.
+    assert_eq!(spa.send(Method::POST, "/oauth-agent/logout", None).await.status(), 200);
+    let hits = api.hits();
+    spa.cookies = recent.unwrap();
+    assert_eq!(spa.send(Method::GET, "/spa/x", None).await.status(), 401, "a recent earlier access token");
+    assert_eq!(api.hits(), hits);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_calls_are_limited_per_ip_sessions_or_not() {
+    let env = Env::with(ResponseMode::Rfc9701, |c| {
+        let mut c = token_handler_config(c);
+        c.token_handler.agent_rate_per_ip = "4/h".into();
+        c
+    });
+    let mut spa = Browser::new(&env.shroud.url());
+    spa.login().await; // login/start and login/end: two calls
+    let grants = env.idp.code_grants();
+    let mut stranger = Browser::new(&env.shroud.url());
+    let callback = stranger.start_login().await; // a third call, without a session
+    assert_eq!(spa.send(Method::GET, "/oauth-agent/claims", None).await.status(), 200, "the fourth");
+    // Over the limit, with or without a session: no call to the authorization server.
+    let resp = stranger.end_login(&callback).await;
+    assert!(resp.headers().get("retry-after").is_some());
+    assert_agent_error(resp, 429, "too_many_requests").await;
+    assert_agent_error(spa.send(Method::POST, "/oauth-agent/refresh", None).await, 429, "too_many_requests").await;
+    assert_eq!(env.idp.code_grants(), grants);
+    // Back-channel logout is not counted: the authorization server calls it for every user.
+    let access = spa.decrypt("shroud-at", &[KEY1]).unwrap();
+    let (sid, _) = env.idp.session_of(&access).unwrap();
+    let token = env.idp.logout_token(LogoutSpec { sid: Some(sid), ..Default::default() });
+    let resp = client()
+        .post(format!("{}/oauth-agent/backchannel-logout", env.shroud.url()))
+        .form(&[("logout_token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
 }

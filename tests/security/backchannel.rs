@@ -1,5 +1,6 @@
 //! Back-channel logout tokens that must end nothing: each is 400 `invalid_request`, the session it names
-//! keeps working, and nothing reaches the upstream.
+//! keeps working, and nothing reaches the upstream. A captured genuine token, replayed, ends nothing
+//! more either.
 
 use crate::answer::{Answer, Expect};
 use crate::spa::{token_handler_config, Browser, KEY1};
@@ -39,6 +40,9 @@ pub struct Case {
 
 const REFUSED: Expect = Expect::json(400, "invalid_request");
 
+/// `[issuer] leeway_seconds` of the test configuration (the default).
+const LEEWAY: i64 = 30;
+
 fn minted(name: &'static str, spec: LogoutSpec) -> Case {
     Case { name, sent: Sent::Minted(spec), expect: REFUSED }
 }
@@ -66,6 +70,11 @@ pub fn cases() -> Vec<Case> {
         minted("logout token signed by another key", LogoutSpec { wrong_key: true, ..Default::default() }),
         minted("logout token expired", LogoutSpec { iat: Some(now - hour), ..Default::default() }),
         minted("logout token issued in the future", LogoutSpec { iat: Some(now + hour), ..Default::default() }),
+        minted(
+            "logout token issued over five minutes ago (plus the leeway), not yet expired",
+            LogoutSpec { iat: Some(now - 300 - LEEWAY - 10), lifetime: Some(hour), ..Default::default() },
+        ),
+        minted("logout token without jti", LogoutSpec { jti: false, ..Default::default() }),
         minted("logout token typed as an access token", typ("at+jwt")),
         minted("logout token typed as an introspection answer", typ("token-introspection+jwt")),
         other("logout token with neither sid nor sub", Sent::Nobody),
@@ -133,4 +142,35 @@ async fn invalid_logout_tokens_end_nothing() {
     // The session they named is alive: its API calls and its refresh still work.
     assert_eq!(spa.send(Method::GET, "/spa/x", None).await.status(), 200, "the session was not ended");
     assert_eq!(spa.send(Method::POST, "/oauth-agent/refresh", None).await.status(), 204, "nor its refresh token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_logout_token_ends_nothing_more() {
+    let env = Env::with(ResponseMode::Rfc9701, token_handler_config);
+    let mut first = Browser::new(&env.shroud.url());
+    first.login().await;
+    let access = first.decrypt("shroud-at", &[KEY1]).unwrap();
+    let (_, sub) = env.idp.session_of(&access).unwrap();
+    // A genuine logout token naming only the user, as an attacker could capture it.
+    let captured = env.idp.logout_token(LogoutSpec { sub: Some(sub), ..Default::default() });
+    let endpoint = format!("{}/oauth-agent/backchannel-logout", env.shroud.url());
+    let send = || client().post(&endpoint).form(&[("logout_token", captured.clone())]).send();
+    assert_eq!(send().await.unwrap().status(), 200, "the genuine logout token ends the user's sessions");
+    assert_eq!(first.send(Method::GET, "/spa/x", None).await.status(), 401, "the first session ended");
+
+    // The user logs in again; the captured token, replayed, must not log them out again.
+    let mut second = Browser::new(&env.shroud.url());
+    second.login().await;
+    let replayed = Answer::read(send().await.unwrap()).await;
+    replayed.assert("a replayed logout token", &REFUSED);
+    let body = replayed.json();
+    assert_eq!(
+        (body["error"].as_str(), body["message"].as_str()),
+        (Some("invalid_request"), body["error_description"].as_str())
+    );
+    assert_eq!(body["message"], "the logout token was used already", "{body}");
+    let hits = env.api.hits();
+    assert_eq!(second.send(Method::GET, "/spa/x", None).await.status(), 200, "the new session lives");
+    assert_eq!(env.api.hits(), hits + 1);
+    assert_eq!(second.send(Method::POST, "/oauth-agent/refresh", None).await.status(), 204, "and can refresh");
 }

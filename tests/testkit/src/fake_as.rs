@@ -307,8 +307,12 @@ pub struct LogoutSpec {
     pub sub: Option<String>,
     /// The `aud` claim; `None` means the web client id.
     pub aud: Option<String>,
-    /// The `iat` claim in unix seconds; `None` means now. `exp` is always `iat + 120`.
+    /// The `iat` claim in unix seconds; `None` means now.
     pub iat: Option<i64>,
+    /// Seconds from `iat` to `exp`; `None` means 120.
+    pub lifetime: Option<i64>,
+    /// Includes a fresh `jti` claim (default `true`).
+    pub jti: bool,
     /// Adds a `nonce` claim (which a logout token must not have).
     pub nonce: bool,
     /// Includes the `events` claim with the back-channel logout event (default `true`);
@@ -329,6 +333,8 @@ impl Default for LogoutSpec {
             sub: None,
             aud: None,
             iat: None,
+            lifetime: None,
+            jti: true,
             nonce: false,
             events: true,
             wrong_key: false,

@@ -518,6 +518,8 @@ fn logout_tokens_verify_and_carry_the_event() {
             sub: Some("mallory".into()),
             aud: Some("other-client".into()),
             iat: Some(1_000_000),
+            lifetime: Some(3600),
+            jti: false,
             nonce: true,
             events: false,
             wrong_key: false,
@@ -529,6 +531,8 @@ fn logout_tokens_verify_and_carry_the_event() {
         assert_eq!(claims["iss"], "https://evil.example");
         assert_eq!(claims["aud"], "other-client");
         assert_eq!(claims["iat"], 1_000_000);
+        assert_eq!(claims["exp"], 1_003_600);
+        assert!(claims.get("jti").is_none());
         assert!(claims["nonce"].is_string());
         assert!(claims.get("events").is_none());
         assert!(claims.get("sid").is_none());

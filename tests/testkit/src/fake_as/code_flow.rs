@@ -379,8 +379,10 @@ impl Inner {
         claims.insert("iss".into(), json!(spec.iss.unwrap_or_else(|| self.url.clone())));
         claims.insert("aud".into(), json!(spec.aud.unwrap_or_else(|| self.opts.web_client_id.clone())));
         claims.insert("iat".into(), json!(iat));
-        claims.insert("exp".into(), json!(iat + LOGOUT_TOKEN_TTL_SECS));
-        claims.insert("jti".into(), json!(random_b64(16)));
+        claims.insert("exp".into(), json!(iat + spec.lifetime.unwrap_or(LOGOUT_TOKEN_TTL_SECS)));
+        if spec.jti {
+            claims.insert("jti".into(), json!(random_b64(16)));
+        }
         if spec.events {
             claims.insert("events".into(), json!({ BACKCHANNEL_LOGOUT_EVENT: {} }));
         }
