@@ -256,3 +256,85 @@ export async function signingKeyFile(stackName) {
   fs.writeFileSync(file, Buffer.concat(chunks));
   return file;
 }
+
+/** Cookies by name, as a browser keeps them for one host (paths ignored), from `fetch` or `request` answers. */
+export class CookieJar {
+  constructor(entries = []) {
+    this.cookies = new Map(entries);
+  }
+
+  /** Takes the answer's `Set-Cookie` lines; a cleared cookie (empty value or `Max-Age=0`) is dropped. */
+  absorb(response) {
+    const lines = typeof response.headers.getSetCookie === 'function'
+      ? response.headers.getSetCookie()
+      : [response.headers['set-cookie'] ?? []].flat();
+    for (const line of lines) {
+      const [pair, ...attrs] = line.split(';');
+      const eq = pair.indexOf('=');
+      const name = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      if (value === '' || attrs.some((a) => a.trim().toLowerCase() === 'max-age=0')) this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+  }
+
+  get(name) {
+    return this.cookies.get(name);
+  }
+
+  /** A copy with `name` set to `value`. */
+  with(name, value) {
+    const copy = new CookieJar(this.cookies);
+    copy.cookies.set(name, value);
+    return copy;
+  }
+
+  /** The `Cookie` header value. */
+  header() {
+    return [...this.cookies].map(([n, v]) => `${n}=${v}`).join('; ');
+  }
+}
+
+/** `[token_handler]` for the dev IdP's `webapp` client and an SPA at `origin`, plus `extra` settings. */
+export function tokenHandlerSettings(origin, cookieKey, extra = {}) {
+  return {
+    enabled: true,
+    client_id: 'webapp',
+    client_secret: 'webapp-secret',
+    redirect_uri: `${origin}/callback`,
+    post_logout_redirect_uri: `${origin}/`,
+    scope: 'openid profile read',
+    trusted_web_origins: [origin],
+    cookie_encryption_keys: [cookieKey],
+    cookie_secure: false,
+    ...extra,
+  };
+}
+
+/**
+ * Logs in through Shroud's OAuth Agent without a browser: login/start, the dev IdP's automatic interaction
+ * (its redirects followed with its own cookies), login/end. Resolves to `{ jar, csrf }`.
+ */
+export async function agentLogin(shroudUrl, origin) {
+  const jar = new CookieJar();
+  const start = await request(`${shroudUrl}/oauth-agent/login/start`, { method: 'POST', headers: { origin } });
+  if (start.status !== 200) throw new Error(`login/start answered ${start.status}: ${start.text}`);
+  jar.absorb(start);
+  const idpJar = new CookieJar();
+  let next = start.json().authorizationRequestUrl;
+  for (let hop = 0; hop < 12 && !next.startsWith(`${origin}/callback`); hop += 1) {
+    const response = await request(next, { headers: { cookie: idpJar.header() } });
+    idpJar.absorb(response);
+    if (![302, 303].includes(response.status)) throw new Error(`${response.status} from the IdP: ${response.text}`);
+    next = new URL(response.headers.location, next).href;
+  }
+  if (!next.startsWith(`${origin}/callback`)) throw new Error('the IdP did not send the browser back with a code');
+  const end = await request(`${shroudUrl}/oauth-agent/login/end`, {
+    method: 'POST',
+    headers: { origin, 'content-type': 'application/json', cookie: jar.header() },
+    body: JSON.stringify({ pageUrl: next }),
+  });
+  if (end.status !== 200 || end.json().isLoggedIn !== true) throw new Error(`login/end answered ${end.status}: ${end.text}`);
+  jar.absorb(end);
+  return { jar, csrf: end.json().csrf };
+}

@@ -3,27 +3,7 @@
 // logout tokens (with their `jti`) are taken and end the session.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Stack, freePort, hexKey, request, signingKeyFile, toml } from './harness.mjs';
-
-/** Cookies by name, as a browser keeps them for one host (paths ignored: every request here may carry them). */
-class Jar {
-  constructor() {
-    this.cookies = new Map();
-  }
-
-  absorb(response) {
-    for (const line of [response.headers['set-cookie'] ?? []].flat()) {
-      const [pair, ...attrs] = line.split(';');
-      const [name, ...value] = pair.split('=');
-      if (attrs.some((a) => a.trim().toLowerCase() === 'max-age=0')) this.cookies.delete(name.trim());
-      else this.cookies.set(name.trim(), value.join('='));
-    }
-  }
-
-  header() {
-    return [...this.cookies].map(([n, v]) => `${n}=${v}`).join('; ');
-  }
-}
+import { Stack, agentLogin, freePort, hexKey, request, signingKeyFile, tokenHandlerSettings, toml } from './harness.mjs';
 
 describe('token-handler sessions against oidc-provider', () => {
   const stack = new Stack('sessions');
@@ -43,17 +23,7 @@ describe('token-handler sessions against oidc-provider', () => {
       introspection: { client_id: 'gateway', client_secret: 'gateway-secret', response: 'rfc9701' },
       phantom: { signing_key_file: await signingKeyFile(stack.name) },
       cache: { backend: 'memory' },
-      token_handler: {
-        enabled: true,
-        client_id: 'webapp',
-        client_secret: 'webapp-secret',
-        redirect_uri: `${origin}/callback`,
-        post_logout_redirect_uri: `${origin}/`,
-        scope: 'openid profile read',
-        trusted_web_origins: [origin],
-        cookie_encryption_keys: [hexKey()],
-        cookie_secure: false,
-      },
+      token_handler: tokenHandlerSettings(origin, hexKey()),
       routes: [{ path_prefix: '/api', upstream: api.url, credentials: 'cookie', required_scopes: ['read'] }],
     };
     shroud = await stack.shroud('shroud', port, toml(config));
@@ -73,23 +43,11 @@ describe('token-handler sessions against oidc-provider', () => {
     return response;
   }
 
-  /** A login through the IdP's automatic interaction, following its redirects with its own cookies. */
+  /** A login through the IdP's automatic interaction, with the user's `sub` from the agent's claims. */
   async function login() {
-    const session = { jar: new Jar(), csrf: null };
-    const start = await call(session, 'POST', '/oauth-agent/login/start');
-    assert.equal(start.status, 200, start.text);
-    const idpJar = new Jar();
-    let url = start.json().authorizationRequestUrl;
-    while (url.startsWith(idp.issuer)) {
-      const response = await request(url, { headers: { cookie: idpJar.header() } });
-      idpJar.absorb(response);
-      assert.ok([302, 303].includes(response.status), `${response.status} from the IdP: ${response.text}`);
-      url = new URL(response.headers.location, url).href;
-    }
-    const end = await call(session, 'POST', '/oauth-agent/login/end', { pageUrl: url });
-    assert.equal(end.status, 200, end.text);
-    session.csrf = end.json().csrf;
+    const session = await agentLogin(shroud.url, origin);
     const claims = await call(session, 'GET', '/oauth-agent/claims');
+    assert.equal(claims.status, 200, claims.text);
     session.sub = claims.json().sub;
     return session;
   }

@@ -11,7 +11,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createDecipheriv } from 'node:crypto';
-import { Stack, freePort, hexKey, signingKeyFile, toml } from './harness.mjs';
+import { Stack, agentLogin, freePort, hexKey, signingKeyFile, tokenHandlerSettings, toml } from './harness.mjs';
 
 /** Decrypts a token-handler cookie value (version 1: no associated data; version 2: the cookie name). */
 function decryptCookie(value, name, keyHex) {
@@ -24,49 +24,6 @@ function decryptCookie(value, name, keyHex) {
   else assert.equal(version, 1, 'a known cookie format');
   decipher.setAuthTag(tag);
   return Buffer.concat([decipher.update(raw.subarray(13, raw.length - 16)), decipher.final()]).toString('utf8');
-}
-
-/** Cookies by name, from Set-Cookie lines (cleared ones removed). */
-function absorb(jar, response) {
-  for (const line of response.headers.getSetCookie()) {
-    const [pair] = line.split(';');
-    const eq = pair.indexOf('=');
-    const name = pair.slice(0, eq).trim();
-    const value = pair.slice(eq + 1).trim();
-    if (value === '') jar.delete(name);
-    else jar.set(name, value);
-  }
-}
-
-const cookieHeader = (jar) => [...jar].map(([n, v]) => `${n}=${v}`).join('; ');
-
-/** Logs in through the OAuth Agent: login/start, the IdP's redirects (its own cookies kept), login/end. */
-async function login(shroudUrl, origin) {
-  const jar = new Map();
-  const start = await fetch(`${shroudUrl}/oauth-agent/login/start`, { method: 'POST', headers: { origin } });
-  assert.equal(start.status, 200, await start.clone().text());
-  absorb(jar, start);
-  let next = (await start.json()).authorizationRequestUrl;
-  const idpJar = new Map();
-  for (let hop = 0; hop < 12 && !next.startsWith(`${origin}/callback`); hop += 1) {
-    const response = await fetch(next, { redirect: 'manual', headers: { cookie: cookieHeader(idpJar) } });
-    absorb(idpJar, response);
-    const location = response.headers.get('location');
-    assert.ok(location, `the IdP redirects (hop ${hop}, status ${response.status})`);
-    await response.arrayBuffer();
-    next = new URL(location, next).href;
-  }
-  assert.ok(next.startsWith(`${origin}/callback`), 'the IdP sent the browser back with a code');
-  const end = await fetch(`${shroudUrl}/oauth-agent/login/end`, {
-    method: 'POST',
-    headers: { origin, 'content-type': 'application/json', cookie: cookieHeader(jar) },
-    body: JSON.stringify({ pageUrl: next }),
-  });
-  assert.equal(end.status, 200, await end.clone().text());
-  absorb(jar, end);
-  const body = await end.json();
-  assert.equal(body.isLoggedIn, true);
-  return { jar, csrf: body.csrf };
 }
 
 const setups = [
@@ -100,25 +57,14 @@ for (const { format, mode, moved } of setups) {
         introspection: { client_id: 'gateway', client_secret: 'gateway-secret', response: mode },
         phantom: { signing_key_file: await signingKeyFile(stack.name) },
         cache: { backend: 'redis', redis_url: redis.url, key_secret: hexKey() },
-        token_handler: {
-          enabled: true,
-          client_id: 'webapp',
-          client_secret: 'webapp-secret',
-          redirect_uri: `${origin}/callback`,
-          post_logout_redirect_uri: `${origin}/`,
-          scope: 'openid profile read',
-          trusted_web_origins: [origin],
-          cookie_encryption_keys: [cookieKey],
-          cookie_secure: false,
-          cookie_format: format,
-        },
+        token_handler: tokenHandlerSettings(origin, cookieKey, { cookie_format: format }),
         routes: [
           { path_prefix: '/api', upstream: api.url, credentials: 'bearer', required_scopes: ['read'] },
           { path_prefix: '/spa', upstream: api.url, credentials: 'cookie', required_scopes: ['read'] },
         ],
       };
       shroud = await stack.shroud('shroud', port, toml(config));
-      session = await login(shroud.url, origin);
+      session = await agentLogin(shroud.url, origin);
     });
 
     after(() => stack.stop());
@@ -128,7 +74,7 @@ for (const { format, mode, moved } of setups) {
       for (const name of ['shroud-at', 'shroud-auth', 'shroud-id', 'shroud-csrf']) {
         assert.equal(Buffer.from(session.jar.get(name), 'base64url')[0], version, `${name} version byte`);
       }
-      const response = await fetch(`${shroud.url}/spa/x`, { headers: { origin, cookie: cookieHeader(session.jar) } });
+      const response = await fetch(`${shroud.url}/spa/x`, { headers: { origin, cookie: session.jar.header() } });
       assert.equal(response.status, 200, await response.clone().text());
       assert.equal(api.seen.at(-1).url, '/spa/x');
     });
@@ -155,15 +101,14 @@ for (const { format, mode, moved } of setups) {
 
     test(`the -auth cookie moved into -at is 401 ${moved.code}, nothing forwarded`, async () => {
       // A session of its own, so its refresh token was never introspected (nor cached as refused) before.
-      const own = await login(shroud.url, origin);
-      const forged = new Map(own.jar);
-      forged.set('shroud-at', own.jar.get('shroud-auth'));
+      const own = await agentLogin(shroud.url, origin);
+      const forged = own.jar.with('shroud-at', own.jar.get('shroud-auth'));
       const seen = api.seen.length;
       const asked = await introspections();
       for (const method of ['GET', 'POST']) {
         const response = await fetch(`${shroud.url}/spa/orders`, {
           method,
-          headers: { origin, cookie: cookieHeader(forged), 'x-shroud-csrf': own.csrf },
+          headers: { origin, cookie: forged.header(), 'x-shroud-csrf': own.csrf },
         });
         assert.equal(response.status, 401, `${method}: ${await response.clone().text()}`);
         assert.equal((await response.json()).code, moved.code, method);
