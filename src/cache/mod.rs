@@ -23,6 +23,7 @@ mod retirement;
 pub mod seal;
 mod subject_index;
 
+pub use lookup::ExchangeFailed;
 pub use purge::{PurgeIncomplete, PurgeTarget};
 
 use crate::config::CacheConfig;
