@@ -2,7 +2,7 @@
 //! and, on a miss, the [`Exchanger`](crate::exchange::Exchanger). The only stage that talks to the AS.
 
 use super::credential::Credential;
-use crate::cache::{Exchanged, Outcome, Tier};
+use crate::cache::{ExchangeFailed, Exchanged, Outcome, Tier};
 use crate::error::Rejection;
 use crate::gateway::Gateway;
 use crate::grant::Grant;
@@ -36,7 +36,8 @@ pub async fn exchange(gateway: &Gateway, credential: &Credential<'_>) -> Result<
         }
         gateway.exchanger.exchange(token).await
     };
-    let (outcome, tier) = gateway.cache.get_or_exchange(token, key, load).await?;
+    // The cache passes the exchange's own error on (shared by the callers it coalesced): a `Rejection`.
+    let (outcome, tier) = gateway.cache.get_or_exchange(token, key, load).await.map_err(ExchangeFailed::into_inner)?;
     match outcome {
         Outcome::Active(grant) => Ok(Exchange { grant: Some(grant), tier: Some(tier) }),
         Outcome::Inactive => Err(Rejection::InvalidToken("the access token is not active".into())),

@@ -75,6 +75,38 @@ async fn response_headers_drop_hop_by_hop() {
     assert!(resp.headers().get("keep-alive").is_none_or(|v| v != "timeout=99"));
 }
 
+/// Upstream answers pass through as sent: the upstream client is built without decompression (awc's
+/// compress-* features are off, and `no_decompress`), so it neither asks for an encoding on the client's
+/// behalf nor decodes one (the echo's JSON labelled gzip would fail to decode).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encoded_answers_pass_through_undecoded() {
+    let env = Env::new(ResponseMode::Json);
+    env.token("t", "read");
+    let resp = env
+        .http
+        .get(format!("{}/api/x", env.shroud.url()))
+        .bearer_auth("t")
+        .header("x-echo-set-header", "content-encoding: gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-encoding"], "gzip");
+    let body: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["path"], "/api/x", "the body as the upstream sent it");
+    assert_eq!(env.api.last().unwrap().header("accept-encoding"), None, "no encoding asked for");
+    let resp = env
+        .http
+        .get(format!("{}/api/x", env.shroud.url()))
+        .bearer_auth("t")
+        .header("accept-encoding", "br;q=1, identity;q=0.5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(env.api.last().unwrap().header("accept-encoding"), Some("br;q=1, identity;q=0.5"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_stream_both_ways() {
     let env = Env::with(ResponseMode::Json, |mut c| {
