@@ -5,7 +5,7 @@
 
 FROM rust:1-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock rustfmt.toml ./
+COPY Cargo.toml Cargo.lock rustfmt.toml openapi.yaml ./
 COPY src ./src
 COPY tests/testkit ./tests/testkit
 COPY vendor ./vendor
