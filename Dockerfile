@@ -24,7 +24,8 @@ ENV SHROUD_CONFIG=/etc/shroud/shroud.toml \
     RUST_LOG=info
 USER 10001
 EXPOSE 8080
+# The listener is SHROUD__SERVER__LISTEN (it overrides the file's server.listen), so the check follows it.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-    CMD ["curl", "-fsS", "http://127.0.0.1:8080/healthz"]
+    CMD ["sh", "-c", "curl -fsS -o /dev/null \"http://${SHROUD__SERVER__LISTEN}/healthz\""]
 ENTRYPOINT ["/usr/local/bin/shroud"]
 CMD ["serve"]
