@@ -50,10 +50,11 @@ ensure_python_venv() {
   python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || install_debs python3-venv
 }
 
-# What building Shroud needs on a fresh Debian (openssl-sys: headers and pkg-config).
+# What building Shroud needs on a fresh Debian (openssl-sys: headers and pkg-config; the linker: gcc and the
+# C library's development files, which gcc only recommends).
 ensure_build_deps() {
   command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust (https://rustup.rs)" >&2; return 1; }
-  ensure_debs pkg-config=pkg-config /usr/include/openssl/ssl.h=libssl-dev cc=gcc
+  ensure_debs pkg-config=pkg-config /usr/include/openssl/ssl.h=libssl-dev cc=gcc /usr/include/stdio.h=libc6-dev
 }
 
 # Node.js ≥ 20.19 and npm (oidc-provider 9 needs 20.19, playwright-core 20). The node on PATH when it is
