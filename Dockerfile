@@ -1,7 +1,8 @@
 # Shroud container image: build with the Rust image, run on slim Debian as a non-root user.
 # Configuration comes from a mounted file (SHROUD_CONFIG) and SHROUD__SECTION__KEY environment variables.
 #   docker build -t shroud .
-#   docker run -p 8080:8080 -v "$PWD/config:/etc/shroud:ro" -e SHROUD__INTROSPECTION__CLIENT_SECRET=… shroud
+#   docker run -p 8080:8080 -v "$PWD/config:/etc/shroud:ro" -e SHROUD__INTROSPECTION__CLIENT_SECRET=… \
+#     -e SHROUD__PHANTOM__SIGNING_KEY_FILE=/etc/shroud/keys/phantom-es256.pem shroud
 
 FROM rust:1-bookworm AS build
 WORKDIR /src

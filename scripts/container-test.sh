@@ -53,8 +53,23 @@ ensure_image rust:1-bookworm standin_rust "$(rustc --version | cut -d' ' -f2)"
 
 echo ">> docker build -t $IMAGE . (the repository's Dockerfile, unchanged)"
 build_started=$SECONDS
-docker build --network host -t "$IMAGE" . >"$work/build.log" 2>&1 || { tail -n 40 "$work/build.log" >&2; fail "docker build"; }
+# The build stage is tagged too, so that it stays as the next run's cache while what earlier builds left
+# untagged (their build stages, 2 GB each) is pruned.
+docker build --network host --target build -t "$IMAGE-build-stage" . >"$work/build.log" 2>&1 &&
+  docker build --network host -t "$IMAGE" . >>"$work/build.log" 2>&1 || { tail -n 40 "$work/build.log" >&2; fail "docker build"; }
+docker image prune -f >/dev/null
 echo ">> built in $((SECONDS - build_started)) s; image size $(docker image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%.1f MB", $1 / 1e6}')"
+
+# The README's one-time step: config/keys/phantom-es256.pem, readable by the container's user 10001.
+repo_signing_key() {
+  local key=config/keys/phantom-es256.pem
+  if [[ ! -f $key ]]; then
+    docker run --rm "$IMAGE" keygen --phantom-key es256 >"$key"
+    echo ">> created $key"
+  fi
+  (( 8#$(stat -c %a "$key") & 4 )) ||
+    fail "$key is not readable by the container's user 10001 (mode $(stat -c %a "$key")): chmod 644 it (a demo key)"
+}
 
 # A free TCP port on 127.0.0.1 (nothing answers there).
 free_port() {
@@ -120,6 +135,12 @@ TOML
   out=$(docker run --rm "${mount[@]}" "${env[@]}" -e SHROUD__SERVER__LISTEN=bogus "$IMAGE" check-config 2>&1) || rc=$?
   [[ $rc == 2 && $out == *'`server.listen`'* ]] || fail "check-config with a bad override: status $rc, '$out'"
   pass "check-config: mounted file + SHROUD__* overrides, secret redacted, a bad key exits 2 naming it"
+  # The README's docker run: the repository's config/ mounted, its shroud.toml with the key's path in the image.
+  repo_signing_key
+  docker run --rm -v "$PWD/config:/etc/shroud:ro" -e SHROUD__INTROSPECTION__CLIENT_SECRET=x \
+    -e SHROUD__PHANTOM__SIGNING_KEY_FILE=/etc/shroud/keys/phantom-es256.pem "$IMAGE" check-config >/dev/null ||
+    fail "check-config of the README's docker run (config/shroud.toml mounted)"
+  pass "check-config of the README's docker run (config/ mounted at /etc/shroud)"
 
   # The dev IdP and the demo API on the host; Shroud in the container on the host's network.
   ensure_node
@@ -198,14 +219,7 @@ test_compose() {
   ensure_image redis:7-bookworm standin_redis debian-bookworm-redis
   ensure_image node:20-bookworm-slim standin_node "$NODE_PINNED_VERSION-2"
   ensure_ports_free shroud=8080 dev-idp=9090 demo-api=7001 redis=6380
-  # The README's one-time step: the demo's phantom signing key (readable by the container's user 10001).
-  local key=config/keys/phantom-es256.pem
-  if [[ ! -f $key ]]; then
-    docker run --rm "$IMAGE" keygen --phantom-key es256 >"$key"
-    echo ">> created $key"
-  fi
-  (( 8#$(stat -c %a "$key") & 4 )) ||
-    fail "$key is not readable by the container's user 10001 (mode $(stat -c %a "$key")): chmod 644 it (a demo key)"
+  repo_signing_key
   [[ -z $(compose_leftovers) ]] || fail "a previous $COMPOSE_PROJECT project is still there: $(compose_leftovers | tr '\n' ' ')"
 
   local t0=$SECONDS

@@ -27,6 +27,13 @@ ensure_docker() {
   fi
   local root="$CONTAINER_CACHE/docker" sock
   sock="$root/docker.sock"
+  as_root mkdir -p "$root"
+  # One run at a time uses our own engine (another run would stop it under us): wait for its lock.
+  exec {DOCKERD_LOCK_FD}>>"$root/lock"
+  if ! flock -n "$DOCKERD_LOCK_FD"; then
+    echo ">> waiting for another run that uses our own dockerd ($root/lock)" >&2
+    flock -w 7200 "$DOCKERD_LOCK_FD" || { echo "the other run did not end within 2 h" >&2; return 1; }
+  fi
   if DOCKER_HOST="unix://$sock" docker info >/dev/null 2>&1; then
     # Ours, left running by an interrupted run: adopt it (and stop it at the end).
     export DOCKER_HOST="unix://$sock"
@@ -37,7 +44,7 @@ ensure_docker() {
   as_root mkdir -p "$root/data" "$root/exec"
   echo ">> starting our own dockerd (data root $root/data, socket $sock)" >&2
   as_root dockerd --data-root "$root/data" --exec-root "$root/exec" -H "unix://$sock" \
-    --pidfile "$root/dockerd.pid" >"$root/dockerd.log" 2>&1 &
+    --pidfile "$root/dockerd.pid" >"$root/dockerd.log" 2>&1 {DOCKERD_LOCK_FD}>&- &
   OWN_DOCKERD_PID=$!
   export DOCKER_HOST="unix://$sock"
   local deadline=$((SECONDS + 60))
