@@ -1,11 +1,12 @@
 # Shroud container image: build with the Rust image, run on slim Debian as a non-root user.
 # Configuration comes from a mounted file (SHROUD_CONFIG) and SHROUD__SECTION__KEY environment variables.
 #   docker build -t shroud .
-#   docker run -p 8080:8080 -v "$PWD/config:/etc/shroud:ro" -e SHROUD__INTROSPECTION__CLIENT_SECRET=… shroud
+#   docker run -p 8080:8080 -v "$PWD/config:/etc/shroud:ro" -e SHROUD__INTROSPECTION__CLIENT_SECRET=… \
+#     -e SHROUD__PHANTOM__SIGNING_KEY_FILE=/etc/shroud/keys/phantom-es256.pem shroud
 
 FROM rust:1-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock rustfmt.toml ./
+COPY Cargo.toml Cargo.lock rustfmt.toml openapi.yaml ./
 COPY src ./src
 COPY tests/testkit ./tests/testkit
 COPY vendor ./vendor
@@ -24,7 +25,8 @@ ENV SHROUD_CONFIG=/etc/shroud/shroud.toml \
     RUST_LOG=info
 USER 10001
 EXPOSE 8080
+# The listener is SHROUD__SERVER__LISTEN (it overrides the file's server.listen), so the check follows it.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-    CMD ["curl", "-fsS", "http://127.0.0.1:8080/healthz"]
+    CMD ["sh", "-c", "curl -fsS -o /dev/null \"http://${SHROUD__SERVER__LISTEN}/healthz\""]
 ENTRYPOINT ["/usr/local/bin/shroud"]
 CMD ["serve"]

@@ -10,6 +10,7 @@ source scripts/lib/deps.sh
 ensure_build_deps
 ensure_node
 ensure_debs curl=curl
+ensure_ports_free shroud=8080 dev-idp=9090 demo-api=7001
 npm ci --prefix scripts/dev-idp --no-audit --no-fund --loglevel=error
 cargo build --release --locked --bin shroud
 key=config/keys/phantom-es256.pem
@@ -32,11 +33,22 @@ node scripts/dev-idp/index.js & pids+=($!)
 node scripts/demo-api/server.mjs 7001 & pids+=($!)
 ./target/release/shroud serve --config config/demo.toml & pids+=($!)
 
-for _ in $(seq 1 100); do
-  curl -fsS -o /dev/null http://127.0.0.1:8080/readyz 2>/dev/null && break
+# Running means Shroud answers /readyz (its issuer's discovery and keys loaded) within the deadline, with
+# every process still alive.
+deadline=$((SECONDS + ${SHROUD_DEMO_READY_SECONDS:-60}))
+until curl -fsS -o /dev/null http://127.0.0.1:8080/readyz 2>/dev/null; do
+  for pid in "${pids[@]}"; do
+    kill -0 "$pid" 2>/dev/null && continue
+    echo "demo: a process exited before Shroud was ready (see its output above); stopping" >&2
+    exit 1
+  done
+  if ((SECONDS >= deadline)); then
+    echo "demo: Shroud did not answer http://127.0.0.1:8080/readyz within ${SHROUD_DEMO_READY_SECONDS:-60} s; stopping" >&2
+    curl -sS http://127.0.0.1:8080/readyz >&2 || true
+    exit 1
+  fi
   sleep 0.2
 done
-
 cat <<'TEXT'
 
 Shroud is running.

@@ -30,13 +30,18 @@ set +e
 cargo test --workspace --locked --all-targets -- "$@" 2>&1 | tee "$log/cargo.txt"
 [[ ${PIPESTATUS[0]} == 0 ]] || status=1
 if [[ $run_e2e == 1 ]]; then
-  cargo build --locked --bin shroud 2>&1 | tail -n 1
-  for suite in scripts/dev-idp/test tests/e2e; do
-    echo ">> node --test $suite"
-    node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
-      --test-reporter=tap --test-reporter-destination="$log/$(basename "$suite").tap" "$suite"
-    [[ $? == 0 ]] || status=1
-  done
+  # The e2e suites run target/debug/shroud: a failed build must not leave them a stale binary.
+  if cargo build --locked --bin shroud; then
+    for suite in scripts/dev-idp/test tests/e2e; do
+      echo ">> node --test $suite"
+      node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
+        --test-reporter=tap --test-reporter-destination="$log/$(basename "$suite").tap" "$suite"
+      [[ $? == 0 ]] || status=1
+    done
+  else
+    echo "cargo build --bin shroud failed: the e2e suites did not run" >&2
+    status=1
+  fi
 fi
 set -e
 # One closing line over every runner.
