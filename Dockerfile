@@ -15,7 +15,7 @@ RUN cargo build --release --locked --bin shroud
 FROM debian:bookworm-slim
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates libssl3 curl \
+    && apt-get install -y --no-install-recommends ca-certificates libssl3 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin shroud
 COPY --from=build /src/target/release/shroud /usr/local/bin/shroud
@@ -25,8 +25,9 @@ ENV SHROUD_CONFIG=/etc/shroud/shroud.toml \
     RUST_LOG=info
 USER 10001
 EXPOSE 8080
-# The listener is SHROUD__SERVER__LISTEN (it overrides the file's server.listen), so the check follows it.
+# `shroud healthcheck` reads the same configuration as `serve` (SHROUD_CONFIG and the SHROUD__* variables,
+# so it follows SHROUD__SERVER__LISTEN and [server.tls]) and asks /healthz on loopback: no curl, no shell.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-    CMD ["sh", "-c", "curl -fsS -o /dev/null \"http://${SHROUD__SERVER__LISTEN}/healthz\""]
+    CMD ["/usr/local/bin/shroud", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/shroud"]
 CMD ["serve"]

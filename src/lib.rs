@@ -13,6 +13,7 @@ pub mod error;
 pub mod exchange;
 pub mod gateway;
 pub mod grant;
+pub mod health_probe;
 pub mod introspection;
 pub mod issuer;
 pub mod jose;

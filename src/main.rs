@@ -1,4 +1,4 @@
-//! The `shroud` command: `serve`, `check-config`, `keygen`.
+//! The `shroud` command: `serve`, `check-config`, `keygen`, `healthcheck`.
 
 use clap::{Parser, Subcommand};
 use shroud::config::{self, Config};
@@ -23,6 +23,13 @@ enum Command {
     },
     /// Validate the configuration and print it with every secret redacted.
     CheckConfig {
+        /// Configuration file (default: $SHROUD_CONFIG, else config/shroud.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Probe a running Shroud: exit 0 when the configured listener answers `GET /healthz` with 200 (on
+    /// loopback for a wildcard address), 1 otherwise. For container health checks without curl.
+    Healthcheck {
         /// Configuration file (default: $SHROUD_CONFIG, else config/shroud.toml).
         #[arg(long)]
         config: Option<PathBuf>,
@@ -61,6 +68,19 @@ fn main() -> ExitCode {
                 Err(e) => {
                     eprintln!("shroud: {e}");
                     ExitCode::from(2)
+                }
+            }
+        }
+        Command::Healthcheck { config } => {
+            let probed = load(config)
+                .map_err(|e| e.to_string())
+                .and_then(|c| shroud::health_probe::healthz_url(&c).map_err(|e| e.to_string()))
+                .and_then(|url| shroud::health_probe::probe(&url).map_err(|e| e.to_string()));
+            match probed {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("shroud: unhealthy: {e}");
+                    ExitCode::FAILURE
                 }
             }
         }

@@ -246,3 +246,28 @@ async fn serve_logs_each_request_and_never_a_secret() {
         assert!(!logs.contains(secret), "{secret:?} appears in the logs:\n{logs}");
     }
 }
+
+/// `shroud healthcheck` (the image's HEALTHCHECK, which needs no curl): exit 0 while the listener of the
+/// configuration answers `/healthz` (a wildcard listener is probed on loopback), 1 with a message naming
+/// the URL when nothing answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_probes_the_configured_listener() {
+    let idp = shroud_testkit::FakeAs::start();
+    let api = shroud_testkit::EchoUpstream::start();
+    let port = shroud_testkit::net::free_port();
+    let text = served_config(&base_config(""), port, &idp.url(), &api.url());
+    let served = Served::start(&text, port, "warn").await;
+    let path = write_config(&text);
+    let config = path.to_str().unwrap();
+    let probe = |env: &[(&str, &str)]| {
+        let out = shroud(&["healthcheck", "--config", config], env);
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    assert_eq!(probe(&[]).0, Some(0), "{}", probe(&[]).1);
+    let wildcard = format!("0.0.0.0:{port}");
+    assert_eq!(probe(&[("SHROUD__SERVER__LISTEN", &wildcard)]).0, Some(0), "0.0.0.0 is probed on 127.0.0.1");
+    drop(served);
+    let (code, stderr) = probe(&[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("http://127.0.0.1:{port}/healthz")), "{stderr}");
+}
