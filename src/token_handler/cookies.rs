@@ -142,12 +142,18 @@ impl CookieJar {
 
     /// The name of a token-handler cookie the request carries more than once, if any: a browser sends two
     /// cookies of one name when another site (a sibling subdomain) has set one with another `Domain` or
-    /// `Path`, so no copy can be trusted to be Shroud's.
+    /// `Path`, so no copy can be trusted to be Shroud's. One pass over the `Cookie` headers: this runs on
+    /// every cookie-route request.
     pub fn duplicated(&self, headers: &HeaderMap) -> Option<&str> {
-        self.names
-            .iter()
-            .map(String::as_str)
-            .find(|name| Self::pairs(headers).filter(|(n, _)| n == name).nth(1).is_some())
+        let mut seen = [false; ALL.len()];
+        for (name, _) in Self::pairs(headers) {
+            if let Some(i) = self.names.iter().position(|own| own == name) {
+                if std::mem::replace(&mut seen[i], true) {
+                    return Some(&self.names[i]);
+                }
+            }
+        }
+        None
     }
 
     /// The decrypted cookie: `None` when absent, `Err` when present but not decryptable (under its name).
